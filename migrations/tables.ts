@@ -1,0 +1,38 @@
+// Table definitions. Every table: partition key `pk` (S), sort key `sk` (S),
+// on-demand billing, TTL on `expiresAt` where items expire.
+//
+//  oidc      oidc-provider models.  pk = "<Model>#<id>", sk = "_"
+//            pointer items:         pk = "uid#<uid>" | "userCode#<code>", sk = "_"  -> { ref }
+//            grant membership:      pk = "grant#<grantId>", sk = "<Model>#<id>"
+//  accounts  users and their lookup pointers (see src/accounts)
+//  keys      wrapped key material (see src/keys)
+//  meta      schema version and other bookkeeping
+import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import type { TableNames } from '../src/storage/tables.ts';
+
+export interface TableSpec {
+  name: keyof TableNames;
+  ttlAttribute?: string;
+}
+
+export const TABLES: TableSpec[] = [
+  { name: 'meta' },
+  { name: 'oidc', ttlAttribute: 'expiresAt' },
+  { name: 'accounts', ttlAttribute: 'expiresAt' },
+  { name: 'keys' },
+];
+
+export function createTableInput(tableName: string): CreateTableCommandInput {
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [
+      { AttributeName: 'pk', AttributeType: 'S' },
+      { AttributeName: 'sk', AttributeType: 'S' },
+    ],
+    KeySchema: [
+      { AttributeName: 'pk', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ],
+  };
+}

@@ -1,0 +1,123 @@
+// Typed configuration read once from environment variables and validated at
+// start-up. A wrong value throws ConfigError, whose message is one line naming
+// the variable and what it expects; main() prints that line and exits 1.
+import path from 'node:path';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export type KeysMode = 'local' | 'kms-envelope' | 'kms-sign';
+
+export interface Config {
+  issuer: string;
+  port: number;
+  host: string;
+  dataDir: string;
+  /** unset: embedded dynalite under dataDir */
+  dynamodbEndpoint: string | undefined;
+  awsRegion: string;
+  tablePrefix: string;
+  logLevel: LogLevel;
+  /** number of reverse proxies in front of us whose X-Forwarded-* we trust (0 = none) */
+  trustProxyHops: number;
+  /** cookies get the Secure flag; defaults to true when the issuer is https */
+  secureCookies: boolean;
+  argon2: { memoryKiB: number; timeCost: number; parallelism: number };
+  keys: { mode: KeysMode; kmsKeyId: string | undefined; kmsEndpoint: string | undefined };
+  /** optional JSON file with { clients: [...], resourceServers: [...] } upserted at start */
+  seedFile: string | undefined;
+  ttl: { accessToken: number; idToken: number; refreshToken: number; session: number; interaction: number; grant: number };
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string, def: string): string {
+  const v = env[name];
+  return v === undefined || v === '' ? def : v;
+}
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got ${n}`);
+  return n;
+}
+
+function oneOf<T extends string>(env: Env, name: string, def: T, allowed: readonly T[]): T {
+  const v = str(env, name, def);
+  if (!(allowed as readonly string[]).includes(v)) {
+    throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got "${v}"`);
+  }
+  return v as T;
+}
+
+function bool(env: Env, name: string, def: boolean): boolean {
+  const v = env[name];
+  if (v === undefined || v === '') return def;
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${v}"`);
+}
+
+function url(env: Env, name: string, def: string | undefined): string | undefined {
+  const v = env[name] || def;
+  if (v === undefined) return undefined;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new ConfigError(`${name} must be an absolute http(s) URL, got "${v}"`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new ConfigError(`${name} must be an absolute http(s) URL, got "${v}"`);
+  }
+  return v;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const issuer = url(env, 'ISSUER', 'http://localhost:3000')!;
+  if (/[?#]/.test(issuer) || issuer.endsWith('/')) {
+    throw new ConfigError(`ISSUER must have no query, fragment or trailing slash, got "${issuer}"`);
+  }
+  const prefix = str(env, 'TABLE_PREFIX', 'idp_');
+  if (!/^[A-Za-z0-9_.-]{0,200}$/.test(prefix)) {
+    throw new ConfigError(`TABLE_PREFIX may hold only letters, digits, "_", "." and "-", got "${prefix}"`);
+  }
+  const keysMode = oneOf<KeysMode>(env, 'KEYS_MODE', 'local', ['local', 'kms-envelope', 'kms-sign']);
+  const kmsKeyId = env.KMS_KEY_ID || undefined;
+  if (keysMode !== 'local' && !kmsKeyId) {
+    throw new ConfigError(`KMS_KEY_ID must be set when KEYS_MODE is ${keysMode}`);
+  }
+
+  return {
+    issuer,
+    port: int(env, 'PORT', 3000, 0, 65535),
+    host: str(env, 'HOST', '0.0.0.0'),
+    dataDir: path.resolve(str(env, 'DATA_DIR', './data')),
+    dynamodbEndpoint: url(env, 'DYNAMODB_ENDPOINT', undefined),
+    awsRegion: str(env, 'AWS_REGION', 'us-east-1'),
+    tablePrefix: prefix,
+    logLevel: oneOf<LogLevel>(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    trustProxyHops: int(env, 'TRUST_PROXY_HOPS', 0, 0, 10),
+    secureCookies: bool(env, 'SECURE_COOKIES', issuer.startsWith('https:')),
+    argon2: {
+      memoryKiB: int(env, 'ARGON2_MEMORY_KIB', 19456, 1024, 4 * 1024 * 1024),
+      timeCost: int(env, 'ARGON2_TIME_COST', 2, 1, 100),
+      parallelism: int(env, 'ARGON2_PARALLELISM', 1, 1, 16),
+    },
+    keys: { mode: keysMode, kmsKeyId, kmsEndpoint: url(env, 'KMS_ENDPOINT', undefined) },
+    seedFile: env.SEED_FILE ? path.resolve(env.SEED_FILE) : undefined,
+    ttl: {
+      accessToken: int(env, 'ACCESS_TOKEN_TTL', 3600, 60, 86400),
+      idToken: int(env, 'ID_TOKEN_TTL', 3600, 60, 86400),
+      refreshToken: int(env, 'REFRESH_TOKEN_TTL', 14 * 86400, 300, 365 * 86400),
+      session: int(env, 'SESSION_TTL', 14 * 86400, 300, 365 * 86400),
+      interaction: int(env, 'INTERACTION_TTL', 3600, 60, 86400),
+      grant: int(env, 'GRANT_TTL', 14 * 86400, 300, 365 * 86400),
+    },
+  };
+}

@@ -1,0 +1,18 @@
+// Table names, derived from TABLE_PREFIX. Every table has a string partition
+// key `pk` and a string sort key `sk`; `expiresAt` (epoch seconds) is the TTL
+// attribute wherever items expire.
+export interface TableNames {
+  oidc: string;
+  accounts: string;
+  keys: string;
+  meta: string;
+}
+
+export function tableNames(prefix: string): TableNames {
+  return {
+    oidc: `${prefix}oidc`,
+    accounts: `${prefix}accounts`,
+    keys: `${prefix}keys`,
+    meta: `${prefix}meta`,
+  };
+}
