@@ -51,6 +51,15 @@ async function lockedElsewhere(dir: string): Promise<boolean> {
   }
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 async function listen(dir: string): Promise<{ server: Server; port: number }> {
   const dynalite = require('dynalite') as (o: object) => Server & { close(cb?: (e?: Error) => void): void };
   const server = dynalite({ path: dir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
@@ -86,7 +95,7 @@ export async function startEmbedded(dataDir: string, role: 'server' | 'cli'): Pr
   let lastError: unknown;
   while (Date.now() < deadline) {
     const advert = readAdvert(advertFile);
-    if (advert && advert.pid !== process.pid && await reachable(advert.endpoint)) {
+    if (advert && alive(advert.pid) && await reachable(advert.endpoint)) {
       return { endpoint: advert.endpoint, owner: false, close: async () => {} };
     }
     try {

@@ -1,0 +1,82 @@
+// The Koa application: request id and logging, security headers, health and
+// readiness, static assets, interaction routes, then oidc-provider.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Koa from 'koa';
+import Router from '@koa/router';
+import type { Logger } from '../logging/index.ts';
+import type { Views } from './views.ts';
+import { VIEWS_DIR } from './views.ts';
+import { errorMiddleware } from './errors.ts';
+
+export interface AppDeps {
+  log: Logger;
+  views: Views;
+  cookieKeys: string[];
+  trustProxyHops: number;
+  /** resolves when storage answers; rejects otherwise */
+  ready: () => Promise<void>;
+  routers: Router[];
+  provider: Koa.Middleware;
+}
+
+const CSP = [
+  "default-src 'none'", "style-src 'self'", "img-src 'self' data: https:", "form-action 'self' https: http://localhost:* http://127.0.0.1:*",
+  "frame-ancestors 'none'", "base-uri 'none'",
+].join('; ');
+
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa({ proxy: deps.trustProxyHops > 0, maxIpsCount: deps.trustProxyHops });
+  // shared with oidc-provider, so cookies signed on either side verify on both
+  app.keys = deps.cookieKeys;
+  app.silent = true;
+
+  app.use(async (ctx, next) => {
+    const incoming = ctx.get('x-request-id');
+    ctx.state.requestId = /^[\w.-]{1,64}$/.test(incoming) ? incoming : crypto.randomUUID();
+    ctx.set('X-Request-Id', ctx.state.requestId);
+    const started = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const level = ctx.status >= 500 ? 'error' : 'info';
+      deps.log[level]({ requestId: ctx.state.requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10 }, 'request');
+    }
+  });
+
+  app.use(async (ctx, next) => {
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('Referrer-Policy', 'no-referrer');
+    ctx.set('X-Frame-Options', 'DENY');
+    await next();
+    if (ctx.response.is('html')) ctx.set('Content-Security-Policy', CSP);
+  });
+
+  app.use(errorMiddleware(deps.views, deps.log));
+
+  const infra = new Router();
+  infra.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  infra.get('/readyz', async (ctx) => {
+    try {
+      await deps.ready();
+      ctx.body = { status: 'ready' };
+    } catch {
+      ctx.status = 503;
+      ctx.body = { status: 'unavailable', reason: 'storage unreachable' };
+    }
+  });
+  const css = path.join(VIEWS_DIR, 'assets', 'idp.css');
+  infra.get('/assets/idp.css', (ctx) => {
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = fs.createReadStream(css);
+  });
+  app.use(infra.routes());
+  for (const r of deps.routers) app.use(r.routes()).use(r.allowedMethods());
+  app.use(deps.provider);
+  return app;
+}

@@ -1,0 +1,48 @@
+// The one place where errors from our own routes become responses. Typed
+// errors carry their status and code; storage outages are 503
+// temporarily_unavailable; anything else is a generic 500 with the request id,
+// logged in full but never shown.
+import type { Context, Next } from 'koa';
+import type { Logger } from '../logging/index.ts';
+import type { Views } from './views.ts';
+import { InteractionError } from '../interactions/errors.ts';
+import { isUnavailable } from '../provider/errors.ts';
+
+interface Rendered { status: number; error: string; description: string }
+
+function classify(err: unknown): Rendered {
+  if (isUnavailable(err)) {
+    return { status: 503, error: 'temporarily_unavailable', description: 'The service is temporarily unavailable. Please try again in a moment.' };
+  }
+  if (err instanceof InteractionError) return { status: err.status, error: err.code, description: err.message };
+  const e = err as { expose?: boolean; status?: number; error?: string; error_description?: string; message?: string };
+  if (e?.expose && e.status && e.status < 500) {
+    // oidc-provider errors (SessionNotFound...) and Koa's http errors
+    return { status: e.status, error: e.error ?? 'invalid_request', description: e.error_description ?? e.message ?? 'invalid request' };
+  }
+  return { status: 500, error: 'server_error', description: 'Something went wrong on our side.' };
+}
+
+export function errorMiddleware(views: Views, log: Logger) {
+  return async (ctx: Context, next: Next) => {
+    try {
+      await next();
+    } catch (err) {
+      const r = classify(err);
+      const logFields = { requestId: ctx.state.requestId, status: r.status, error: r.error, err: { name: (err as Error)?.name, message: (err as Error)?.message } };
+      if (r.status >= 500) log.error({ ...logFields, stack: (err as Error)?.stack }, 'request failed');
+      else log.info(logFields, 'request refused');
+      ctx.status = r.status;
+      if (r.status === 503) ctx.set('Retry-After', '5');
+      if (ctx.accepts('json', 'html') === 'html') {
+        ctx.type = 'html';
+        ctx.body = await views.page('error', {
+          title: r.status === 503 ? 'Temporarily unavailable' : 'Error',
+          error: r.error, description: r.description, requestId: ctx.state.requestId, status: r.status,
+        });
+      } else {
+        ctx.body = { error: r.error, error_description: r.description };
+      }
+    }
+  };
+}

@@ -1,0 +1,36 @@
+// Typed interaction errors. They are thrown where they happen and turned into
+// a page in one place (src/http/errors.ts).
+export class InteractionError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** A form post without a valid CSRF token. */
+export class CsrfError extends InteractionError {
+  override name = 'CsrfError';
+  constructor() {
+    super(403, 'invalid_request', 'This form has expired. Go back and try again.');
+  }
+}
+
+/** Wrong identifier or password: one message for every cause. */
+export class LoginFailed extends Error {
+  override name = 'LoginFailed';
+  static readonly MESSAGE = 'The email or password is incorrect.';
+  constructor() {
+    super(LoginFailed.MESSAGE);
+  }
+}
+
+/** A prompt we do not handle at this route. */
+export class UnexpectedPrompt extends InteractionError {
+  override name = 'UnexpectedPrompt';
+  constructor(prompt: string) {
+    super(400, 'invalid_request', `This step (${prompt}) does not belong here.`);
+  }
+}

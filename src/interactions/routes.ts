@@ -1,0 +1,138 @@
+// Interaction routes: the pages oidc-provider sends the browser to when it
+// needs a login or a consent. request → route → capability (strategy,
+// consent) → provider result → redirect back into the authorization flow.
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import type { InteractionResults } from 'oidc-provider';
+import type { Views } from '../http/views.ts';
+import type { AccountStore } from '../accounts/types.ts';
+import { csrfToken, verifyCsrf } from './csrf.ts';
+import { LoginFailed, UnexpectedPrompt } from './errors.ts';
+import type { LoginStrategy } from './strategies/types.ts';
+import { describeClaims, describeScopes } from './describe.ts';
+import { approveConsent } from './consent.ts';
+
+export interface InteractionDeps {
+  provider: () => Provider;
+  views: Views;
+  accounts: AccountStore;
+  strategies: LoginStrategy[];
+  secureCookies: boolean;
+}
+
+type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+function clientView(client: { clientName?: string; clientId: string; clientUri?: string; logoUri?: string; policyUri?: string; tosUri?: string }) {
+  return {
+    name: client.clientName ?? client.clientId,
+    uri: client.clientUri, logoUri: client.logoUri, policyUri: client.policyUri, tosUri: client.tosUri,
+  };
+}
+
+export function interactionRouter(deps: InteractionDeps): Router {
+  const router = new Router({ prefix: '/interaction' });
+  const body = bodyParser({ enableTypes: ['form'], formLimit: '16kb' });
+  const form = (ctx: Context) => ((ctx.request as unknown as { body?: Record<string, unknown> }).body ?? {});
+
+  // The pages must never be cached or framed.
+  router.use(async (ctx, next) => {
+    ctx.set('Cache-Control', 'no-store');
+    await next();
+  });
+
+  async function finish(ctx: Context, result: InteractionResults, merge: boolean) {
+    const to = await deps.provider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    ctx.status = 303;
+    ctx.redirect(to);
+  }
+
+  async function client(details: Details) {
+    const c = await deps.provider().Client.find(String(details.params.client_id));
+    if (!c) throw new UnexpectedPrompt('unknown client');
+    return c;
+  }
+
+  async function renderLogin(ctx: Context, details: Details, extra: { login?: string; error?: string } = {}) {
+    ctx.type = 'html';
+    ctx.body = await deps.views.page('login', {
+      title: 'Sign in',
+      action: `/interaction/${details.uid}/login`,
+      abortUrl: `/interaction/${details.uid}/abort`,
+      csrf: csrfToken(ctx, details.uid, deps.secureCookies),
+      client: clientView(await client(details)),
+      login: extra.login ?? (typeof details.params.login_hint === 'string' ? details.params.login_hint : ''),
+      error: extra.error,
+    });
+  }
+
+  async function renderConsent(ctx: Context, details: Details) {
+    const d = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+    const account = details.session?.accountId ? await deps.accounts.findBySub(details.session.accountId) : undefined;
+    ctx.type = 'html';
+    ctx.body = await deps.views.page('consent', {
+      title: 'Allow access',
+      action: `/interaction/${details.uid}/consent`,
+      abortUrl: `/interaction/${details.uid}/abort`,
+      csrf: csrfToken(ctx, details.uid, deps.secureCookies),
+      client: clientView(await client(details)),
+      account: { display: account?.email ?? account?.name ?? 'your account' },
+      scopes: describeScopes(d.missingOIDCScope ?? []),
+      claims: describeClaims(d.missingOIDCClaims ?? []),
+      resources: Object.entries(d.missingResourceScopes ?? {}).map(([indicator, scopes]) => ({ indicator, scopes })),
+    });
+  }
+
+  router.get('/:uid', async (ctx) => {
+    const details = await deps.provider().interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== ctx.params.uid) throw new UnexpectedPrompt('another sign-in is in progress');
+    if (details.prompt.name === 'login') return renderLogin(ctx, details);
+    if (details.prompt.name === 'consent') {
+      // first-party clients are ours: their consent is given by policy, even
+      // when prompt=consent (which OIDC requires for offline_access)
+      if ((await client(details)).metadata().first_party === true) {
+        return finish(ctx, { consent: await approveConsent(deps.provider(), details) }, true);
+      }
+      return renderConsent(ctx, details);
+    }
+    throw new UnexpectedPrompt(details.prompt.name);
+  });
+
+  router.post('/:uid/login', body, async (ctx) => {
+    const details = await deps.provider().interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== ctx.params.uid) throw new UnexpectedPrompt('another sign-in is in progress');
+    if (details.prompt.name !== 'login') throw new UnexpectedPrompt(details.prompt.name);
+    const fields = form(ctx);
+    verifyCsrf(ctx, details.uid, fields.csrf);
+    const method = typeof fields.method === 'string' ? fields.method : 'password';
+    const strategy = deps.strategies.find((s) => s.id === method);
+    if (!strategy) throw new UnexpectedPrompt(`sign-in method ${method}`);
+    try {
+      const who = await strategy.authenticate(ctx, fields);
+      await finish(ctx, { login: { accountId: who.accountId, amr: who.amr, remember: true } }, false);
+    } catch (err) {
+      if (!(err instanceof LoginFailed)) throw err;
+      ctx.status = 401;
+      await renderLogin(ctx, details, { login: typeof fields.login === 'string' ? fields.login : '', error: LoginFailed.MESSAGE });
+    }
+  });
+
+  router.post('/:uid/consent', body, async (ctx) => {
+    const provider = deps.provider();
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== ctx.params.uid) throw new UnexpectedPrompt('another sign-in is in progress');
+    if (details.prompt.name !== 'consent') throw new UnexpectedPrompt(details.prompt.name);
+    verifyCsrf(ctx, details.uid, form(ctx).csrf);
+    const consent = await approveConsent(provider, details);
+    await finish(ctx, { consent }, true);
+  });
+
+  router.get('/:uid/abort', async (ctx) => {
+    const details = await deps.provider().interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== ctx.params.uid) throw new UnexpectedPrompt('another sign-in is in progress');
+    await finish(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
+  });
+
+  return router;
+}

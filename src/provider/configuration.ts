@@ -1,0 +1,188 @@
+// oidc-provider configuration: which features are on, and the hooks through
+// which the provider reaches our capabilities (accounts, keys, resource
+// servers, views). Nothing here talks to DynamoDB directly.
+import type { Configuration, KoaContextWithOIDC, ClientMetadata } from 'oidc-provider';
+import { errors } from 'oidc-provider';
+import type { Config } from '../config/index.ts';
+import type { AccountStore } from '../accounts/types.ts';
+import { standardClaims } from '../accounts/types.ts';
+import type { Keyring } from '../keys/types.ts';
+import type { Registry, ResourceServer } from './registry.ts';
+import { ServiceUnavailable } from './errors.ts';
+import { StorageUnavailable } from '../storage/errors.ts';
+import type { Views } from '../http/views.ts';
+
+export const SCOPES = ['openid', 'offline_access', 'email', 'profile', 'phone'];
+
+export const CLAIMS = {
+  openid: ['sub'],
+  email: ['email', 'email_verified'],
+  phone: ['phone_number', 'phone_number_verified'],
+  profile: ['name', 'given_name', 'family_name', 'updated_at'],
+};
+
+export interface ConfigurationDeps {
+  config: Config;
+  adapter: Configuration['adapter'];
+  accounts: AccountStore;
+  keyring: Keyring;
+  registry: Registry;
+  views: Views;
+}
+
+/** Resource-server lookups are cached briefly: they sit on every token request. */
+function resourceCache(registry: Registry, ttlMs = 30_000) {
+  const cache = new Map<string, { at: number; value: ResourceServer | undefined }>();
+  return async (id: string) => {
+    const hit = cache.get(id);
+    if (hit && Date.now() - hit.at < ttlMs) return hit.value;
+    const value = await registry.findResource(id);
+    cache.set(id, { at: Date.now(), value });
+    return value;
+  };
+}
+
+function isFirstParty(client: { metadata(): ClientMetadata }): boolean {
+  return client.metadata().first_party === true;
+}
+
+export function buildConfiguration(deps: ConfigurationDeps): Configuration {
+  const { config, accounts, keyring, registry, views } = deps;
+  const findResource = resourceCache(registry);
+  const cookie = { httpOnly: true, secure: config.secureCookies, sameSite: 'lax' as const, signed: true };
+
+  return {
+    adapter: deps.adapter,
+    jwks: { keys: keyring.signingJwks() as never },
+    cookies: {
+      keys: keyring.cookieKeys(),
+      long: cookie,
+      short: cookie,
+      names: { session: 'idp.session', interaction: 'idp.interaction', resume: 'idp.resume' },
+    },
+    scopes: SCOPES,
+    claims: CLAIMS,
+    conformIdTokenClaims: true,
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    rotateRefreshToken: true,
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+    },
+    extraClientMetadata: {
+      properties: ['first_party'],
+      validator(_ctx, key, value) {
+        if (key === 'first_party' && value !== undefined && typeof value !== 'boolean') {
+          throw new errors.InvalidClientMetadata('first_party must be a boolean');
+        }
+      },
+    },
+    ttl: {
+      AccessToken: config.ttl.accessToken,
+      AuthorizationCode: 60,
+      ClientCredentials: config.ttl.accessToken,
+      IdToken: config.ttl.idToken,
+      RefreshToken: config.ttl.refreshToken,
+      Session: config.ttl.session,
+      Interaction: config.ttl.interaction,
+      Grant: config.ttl.grant,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      // A public client may only introspect or revoke its own tokens; a
+      // confidential client (an API checking bearer tokens) may introspect any.
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (ctx, client, token) => client.clientAuthMethod !== 'none' || token.clientId === client.clientId,
+      },
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+      },
+      userinfo: { enabled: true },
+      clientCredentials: { enabled: true },
+      backchannelLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          ctx.body = await views.page('logout', { title: 'Sign out', form, clientName: ctx.oidc.client?.clientName });
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          ctx.body = await views.page('message', { title: 'Signed out', heading: 'You are signed out', text: 'You can close this window.' });
+        },
+      },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async () => undefined,
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (_ctx, indicator) => {
+          let rs: ResourceServer | undefined;
+          try {
+            rs = await findResource(indicator);
+          } catch (err) {
+            throw err instanceof StorageUnavailable ? new ServiceUnavailable(undefined, { cause: err }) : err;
+          }
+          if (!rs) throw new errors.InvalidTarget();
+          return {
+            scope: rs.scope,
+            audience: rs.audience ?? rs.id,
+            accessTokenTTL: rs.accessTokenTTL ?? config.ttl.accessToken,
+            accessTokenFormat: rs.accessTokenFormat,
+            ...(rs.accessTokenFormat === 'jwt' ? { jwt: { sign: { alg: rs.jwtAlg ?? 'ES256' } } } : {}),
+          };
+        },
+      },
+    },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    // First-party clients skip consent: their grant covers what they ask for.
+    loadExistingGrant: async (ctx: KoaContextWithOIDC) => {
+      const { client, session, provider } = ctx.oidc;
+      const grantId = ctx.oidc.result?.consent?.grantId || session!.grantIdFor(client!.clientId);
+      if (grantId) return provider.Grant.find(grantId);
+      if (!client || !isFirstParty(client)) return undefined;
+      const grant = new provider.Grant({ clientId: client.clientId, accountId: session!.accountId });
+      grant.addOIDCScope(String(ctx.oidc.params?.scope ?? 'openid'));
+      const claims = ctx.oidc.params?.claims;
+      if (typeof claims === 'string') {
+        try {
+          const parsed = JSON.parse(claims) as { id_token?: object; userinfo?: object };
+          grant.addOIDCClaims([...Object.keys(parsed.id_token ?? {}), ...Object.keys(parsed.userinfo ?? {})]);
+        } catch { /* oidc-provider has already rejected malformed claims */ }
+      }
+      for (const [indicator, rs] of Object.entries(ctx.oidc.resourceServers ?? {})) {
+        grant.addResourceScope(indicator, (rs as { scope: string }).scope);
+      }
+      await grant.save();
+      return grant;
+    },
+    findAccount: async (_ctx, sub) => {
+      let account;
+      try {
+        account = await accounts.findBySub(sub);
+      } catch (err) {
+        throw err instanceof StorageUnavailable ? new ServiceUnavailable(undefined, { cause: err }) : err;
+      }
+      if (!account || account.status === 'disabled') return undefined;
+      return {
+        accountId: account.sub,
+        claims: async () => standardClaims(account) as { sub: string },
+      };
+    },
+    renderError: async (ctx, out, error) => {
+      const status = (error as { statusCode?: number }).statusCode ?? 500;
+      ctx.type = 'html';
+      ctx.body = await views.page('error', {
+        title: status === 503 ? 'Temporarily unavailable' : 'Error',
+        error: out.error,
+        description: out.error_description,
+        requestId: ctx.state?.requestId,
+        status,
+      });
+    },
+  };
+}

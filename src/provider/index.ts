@@ -1,0 +1,47 @@
+// Builds the oidc-provider instance and holds the current one. Anything that
+// changes the provider's configuration (a key rotation) builds a new instance
+// and swaps it in; requests already running finish on the old one, and all
+// state lives in DynamoDB, so nothing is lost.
+import Provider from 'oidc-provider';
+import mount from 'koa-mount';
+import type { Middleware } from 'koa';
+import type { Logger } from '../logging/index.ts';
+import { buildConfiguration, type ConfigurationDeps } from './configuration.ts';
+
+export class ProviderHost {
+  private current!: Provider;
+  private handler!: Middleware;
+  private readonly deps: ConfigurationDeps;
+  private readonly log: Logger;
+
+  constructor(deps: ConfigurationDeps, log: Logger) {
+    this.deps = deps;
+    this.log = log;
+    this.rebuild();
+  }
+
+  get provider(): Provider {
+    return this.current;
+  }
+
+  /** build a provider from the current keyring and swap it in */
+  rebuild(): void {
+    const provider = new Provider(this.deps.config.issuer, buildConfiguration(this.deps));
+    provider.proxy = this.deps.config.trustProxyHops > 0;
+    provider.on('server_error', (ctx, err) => {
+      this.log.error({ requestId: ctx.state?.requestId, err: { name: err.name, message: err.message, stack: err.stack } }, 'provider server_error');
+    });
+    for (const ev of ['grant.revoked', 'end_session.success', 'backchannel.error', 'grant.error', 'introspection.error', 'revocation.error'] as const) {
+      (provider as unknown as { on(e: string, f: (ctx: { state?: { requestId?: string } }, d: unknown) => void): void }).on(ev, (ctx, detail) => {
+        const d = detail instanceof Error ? { error: (detail as { error?: string }).error ?? detail.name, description: (detail as { error_description?: string }).error_description } : { grantId: typeof detail === 'string' ? detail : undefined };
+        this.log.info({ requestId: ctx?.state?.requestId, event: ev, ...d }, 'provider event');
+      });
+    }
+    this.current = provider;
+    this.handler = mount(provider as never);
+  }
+
+  middleware(): Middleware {
+    return (ctx, next) => this.handler(ctx, next);
+  }
+}

@@ -1,0 +1,81 @@
+// Clients and resource servers, stored through the same DynamoDB adapter as
+// oidc-provider's own models (model names "Client" and "ResourceServer").
+// Listing is a filtered Scan, used only by the CLI.
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { Storage } from '../storage/index.ts';
+import { createDynamoAdapter } from '../../adapters/dynamodb.ts';
+
+export interface ResourceServer {
+  /** the resource indicator (an absolute URI) */
+  id: string;
+  /** space-separated scopes the resource server accepts */
+  scope: string;
+  /** 'jwt' (RFC 9068) or 'opaque' */
+  accessTokenFormat: 'jwt' | 'opaque';
+  /** signing alg of JWT access tokens */
+  jwtAlg?: 'RS256' | 'ES256' | 'EdDSA';
+  accessTokenTTL?: number;
+  audience?: string;
+}
+
+async function scanModel(storage: Storage, model: string): Promise<AdapterPayload[]> {
+  const out: AdapterPayload[] = [];
+  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  do {
+    const r = await storage.doc.send(new ScanCommand({
+      TableName: storage.tables.oidc,
+      FilterExpression: 'begins_with(pk, :m) AND sk = :s',
+      ExpressionAttributeValues: { ':m': `${model}#`, ':s': '_' },
+      ExclusiveStartKey,
+    }));
+    for (const item of r.Items ?? []) out.push(JSON.parse(item.payload as string) as AdapterPayload);
+    ExclusiveStartKey = r.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+  return out;
+}
+
+export class Registry {
+  readonly clients: Adapter;
+  readonly resources: Adapter;
+  private readonly storage: Storage;
+
+  constructor(storage: Storage) {
+    this.storage = storage;
+    const AdapterClass = createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc });
+    this.clients = new AdapterClass('Client');
+    this.resources = new AdapterClass('ResourceServer');
+  }
+
+  async putClient(metadata: AdapterPayload & { client_id: string }): Promise<void> {
+    await this.clients.upsert(metadata.client_id, metadata, 0);
+  }
+
+  async listClients(): Promise<AdapterPayload[]> {
+    return (await scanModel(this.storage, 'Client')).sort((a, b) => String(a.client_id).localeCompare(String(b.client_id)));
+  }
+
+  async removeClient(id: string): Promise<boolean> {
+    const existed = await this.clients.find(id);
+    await this.clients.destroy(id);
+    return existed !== undefined;
+  }
+
+  async putResource(rs: ResourceServer): Promise<void> {
+    await this.resources.upsert(rs.id, rs as unknown as AdapterPayload, 0);
+  }
+
+  async findResource(id: string): Promise<ResourceServer | undefined> {
+    return (await this.resources.find(id)) as unknown as ResourceServer | undefined;
+  }
+
+  async listResources(): Promise<ResourceServer[]> {
+    return (await scanModel(this.storage, 'ResourceServer')) as unknown as ResourceServer[];
+  }
+
+  async removeResource(id: string): Promise<boolean> {
+    const existed = await this.resources.find(id);
+    await this.resources.destroy(id);
+    return existed !== undefined;
+  }
+}

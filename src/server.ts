@@ -1,0 +1,109 @@
+// The composition root: config → storage → migrations → keyring → accounts,
+// registry, views → provider → Koa app → HTTP server. Tests start it
+// in-process; src/main.ts starts it for `npm start`.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import type { Config } from './config/index.ts';
+import { createLogger, type Logger } from './logging/index.ts';
+import { openStorage, type Storage } from './storage/index.ts';
+import { migrate, currentVersion, LATEST_VERSION } from '../migrations/index.ts';
+import { openKeyring } from './keys/index.ts';
+import type { Keyring } from './keys/types.ts';
+import { argon2Hasher } from './accounts/hasher.ts';
+import { DynamoAccountStore } from './accounts/dynamo-store.ts';
+import { Registry } from './provider/registry.ts';
+import { createViews } from './http/views.ts';
+import { ProviderHost } from './provider/index.ts';
+import { createDynamoAdapter } from '../adapters/dynamodb.ts';
+import { createApp } from './http/app.ts';
+import { interactionRouter } from './interactions/routes.ts';
+import { passwordStrategy } from './interactions/strategies/password.ts';
+import { applySeedFile } from './provider/seed.ts';
+
+export interface RunningServer {
+  url: string;
+  server: http.Server;
+  storage: Storage;
+  keyring: Keyring;
+  host: ProviderHost;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+/** Opens storage and brings the schema up to date (embedded) or checks it (external). */
+export async function prepareStorage(config: Config, log: Logger, role: 'server' | 'cli'): Promise<Storage> {
+  const storage = await openStorage(config, { role });
+  try {
+    if (!config.dynamodbEndpoint) {
+      await migrate(storage, (m) => log.info({ migration: m }, 'migrating'));
+    } else if (role === 'server') {
+      const v = await currentVersion(storage);
+      if (v < LATEST_VERSION) throw new Error(`the DynamoDB schema is at version ${v}, this build needs ${LATEST_VERSION}: run "idp migrate" first`);
+    }
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
+  return storage;
+}
+
+export async function startServer(config: Config, opts: { log?: Logger } = {}): Promise<RunningServer> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const storage = await prepareStorage(config, log, 'server');
+  try {
+    const keyring = await openKeyring(config, storage);
+    const hasher = argon2Hasher(config.argon2);
+    const accounts = new DynamoAccountStore(storage, hasher);
+    const registry = new Registry(storage);
+    if (config.seedFile) await applySeedFile(config.seedFile, registry, log);
+    const views = createViews();
+    const adapter = createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc });
+    const host = new ProviderHost({ config, adapter, accounts, keyring, registry, views }, log);
+
+    const app = createApp({
+      log, views,
+      cookieKeys: keyring.cookieKeys(),
+      trustProxyHops: config.trustProxyHops,
+      ready: async () => {
+        await storage.raw.send(new DescribeTableCommand({ TableName: storage.tables.oidc }), { abortSignal: AbortSignal.timeout(2000) });
+      },
+      routers: [interactionRouter({
+        provider: () => host.provider, views, accounts,
+        strategies: [passwordStrategy(accounts, hasher)],
+        secureCookies: config.secureCookies,
+      })],
+      provider: host.middleware(),
+    });
+
+    const server = http.createServer(app.callback());
+    server.keepAliveTimeout = 65_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    const url = `http://127.0.0.1:${port}`;
+    log.info({ url, issuer: config.issuer, storage: config.dynamodbEndpoint ? 'dynamodb' : 'embedded dynalite', keys: keyring.mode }, 'idp listening');
+
+    let closing: Promise<void> | undefined;
+    return {
+      url, server, storage, keyring, host, log,
+      close() {
+        closing ??= (async () => {
+          // stop accepting, let in-flight requests finish, then drop idle keep-alive sockets
+          const done = new Promise<void>((resolve) => server.close(() => resolve()));
+          server.closeIdleConnections();
+          const force = setTimeout(() => server.closeAllConnections(), 10_000);
+          await done;
+          clearTimeout(force);
+          await storage.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
+}
