@@ -6,7 +6,8 @@ import type { Storage } from '../storage/index.ts';
 import { loadOrCreateMasterKey, openLocal, sealLocal } from './master-key.ts';
 import { KeyStore } from './store.ts';
 import { generateCookieKey, generateSigningJwk } from './generate.ts';
-import type { Keyring, SigningAlg, SigningKeyRecord } from './types.ts';
+import crypto from 'node:crypto';
+import type { DataKey, Keyring, SigningAlg, SigningKeyRecord } from './types.ts';
 
 export const SIGNING_ALGS: SigningAlg[] = ['RS256', 'ES256', 'EdDSA'];
 
@@ -22,6 +23,7 @@ export class LocalKeyring implements Keyring {
   private readonly store: KeyStore;
   private signing: SigningKeyRecord[] = [];
   private cookies: string[] = [];
+  private indexKey: Buffer | undefined;
 
   constructor(storage: Storage, dataDir: string) {
     this.master = loadOrCreateMasterKey(dataDir);
@@ -36,11 +38,26 @@ export class LocalKeyring implements Keyring {
     return openLocal(this.master, wrapped, context);
   }
 
+  async newDataKey(context: string): Promise<DataKey> {
+    const plaintext = crypto.randomBytes(32);
+    return { plaintext, wrapped: await this.wrap(plaintext, `data:${context}`) };
+  }
+
+  async openDataKey(wrapped: string, context: string): Promise<Buffer> {
+    return this.unwrap(wrapped, `data:${context}`);
+  }
+
+  blindIndexKey(): Buffer {
+    if (!this.indexKey) throw new Error('keyring not initialised');
+    return this.indexKey;
+  }
+
   /** Create what is missing (under a lock), then load everything into memory. */
   async init(): Promise<this> {
     const complete = async () => {
       const [s, c] = await Promise.all([this.store.signingKeys(), this.store.cookieKeys()]);
-      return SIGNING_ALGS.every((alg) => s.some((k) => k.alg === alg && k.state === 'active')) && c.length > 0;
+      return SIGNING_ALGS.every((alg) => s.some((k) => k.alg === alg && k.state === 'active')) && c.length > 0
+        && (await this.store.secret('blind-index')) !== undefined;
     };
     if (!(await complete())) {
       await this.store.withLock('bootstrap', async () => {
@@ -53,6 +70,9 @@ export class LocalKeyring implements Keyring {
             wrapped: await this.wrap(Buffer.from(JSON.stringify(jwk)), `signing:${jwk.kid}`),
             publicJwk: publicJwkOf(jwk),
           });
+        }
+        if (!(await this.store.secret('blind-index'))) {
+          await this.store.putSecret('blind-index', await this.wrap(crypto.randomBytes(32), 'secret:blind-index'));
         }
         if ((await this.store.cookieKeys()).length === 0) {
           const id = new Date().toISOString();
@@ -71,6 +91,8 @@ export class LocalKeyring implements Keyring {
       kid: k.kid, alg: k.alg, state: k.state, createdAt: k.createdAt,
       jwk: JSON.parse((await this.unwrap(k.wrapped, `signing:${k.kid}`)).toString()) as JWK,
     })));
+    const idx = await this.store.secret('blind-index');
+    this.indexKey = idx ? await this.unwrap(idx, 'secret:blind-index') : undefined;
     this.cookies = await Promise.all(c.sort((a, b) => b.createdAt.localeCompare(a.createdAt))
       .map(async (k) => (await this.unwrap(k.wrapped, `cookie:${k.id}`)).toString()));
   }

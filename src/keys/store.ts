@@ -1,9 +1,10 @@
 // Key records in the `keys` table. Only wrapped secrets are stored:
 //   pk "signing"  sk <kid>  alg, state, createdAt, wrapped (sealed private JWK), publicJwk
 //   pk "cookie"   sk <id>   createdAt, wrapped (sealed cookie key)
+//   pk "secret"   sk <name> wrapped             (e.g. the blind-index key)
 //   pk "lock"     sk <name> owner, expiresAt   (bootstrap lock between processes)
 import crypto from 'node:crypto';
-import { DeleteCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { JWK } from 'jose';
 import type { Storage } from '../storage/index.ts';
@@ -70,6 +71,18 @@ export class KeyStore {
     await this.storage.doc.send(new PutCommand({
       TableName: this.table,
       Item: { pk: 'cookie', sk: k.id, createdAt: k.createdAt, wrapped: k.wrapped },
+      ConditionExpression: 'attribute_not_exists(pk)',
+    }));
+  }
+
+  async secret(name: string): Promise<string | undefined> {
+    const r = await this.storage.doc.send(new GetCommand({ TableName: this.table, Key: { pk: 'secret', sk: name }, ConsistentRead: true }));
+    return r.Item?.wrapped as string | undefined;
+  }
+
+  async putSecret(name: string, wrapped: string): Promise<void> {
+    await this.storage.doc.send(new PutCommand({
+      TableName: this.table, Item: { pk: 'secret', sk: name, wrapped, createdAt: new Date().toISOString() },
       ConditionExpression: 'attribute_not_exists(pk)',
     }));
   }

@@ -15,8 +15,20 @@ export interface SigningKeyRecord {
   jwk: JWK;
 }
 
+/** A fresh data key: use `plaintext` (32 bytes, AES-256) in memory, store `wrapped`. */
+export interface DataKey {
+  plaintext: Buffer;
+  wrapped: string;
+}
+
 export interface Keyring {
   readonly mode: string;
+  /** a new per-record data key, wrapped for `context` (e.g. "account:<sub>") */
+  newDataKey(context: string): Promise<DataKey>;
+  /** unwrap a stored data key; throws KeyIntegrityError naming the context when tampered */
+  openDataKey(wrapped: string, context: string): Promise<Buffer>;
+  /** the 32-byte key of blind indexes (HMAC-SHA256 of normalized e-mail/phone) */
+  blindIndexKey(): Buffer;
   /** private JWKs (with kid and alg) for oidc-provider's `jwks` option, active keys first */
   signingJwks(): JWK[];
   /** cookie-signing keys, newest first; older ones still verify */
