@@ -1,0 +1,85 @@
+// A real browser (Debian's Chromium, driven by playwright-core) signs in
+// through the login and consent pages and lands on the relying party's
+// callback: proves the pages work without JavaScript tricks, that CSP and
+// cookies let the redirect chain through, and that the RP can redeem the code.
+import { expect } from 'chai';
+import http from 'node:http';
+import fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { chromium, type Browser } from 'playwright-core';
+import * as oidc from 'openid-client';
+import { startTestIdp, type TestIdp } from './support/idp.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+describe('sign-in in a real browser', function () {
+  this.timeout(90_000);
+  let idp: TestIdp;
+  let browser: Browser;
+  let rpServer: http.Server;
+  let callbackUrl: string;
+  const hits: string[] = [];
+
+  before(async function () {
+    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium`);
+    rpServer = http.createServer((req, res) => {
+      hits.push(req.url!);
+      res.setHeader('content-type', 'text/html');
+      res.end('<!doctype html><title>RP</title><h1>back at the app</h1>');
+    });
+    await new Promise<void>((r) => rpServer.listen(0, '127.0.0.1', () => r()));
+    callbackUrl = `http://127.0.0.1:${(rpServer.address() as AddressInfo).port}/cb`;
+    idp = await startTestIdp();
+    await idp.cli('clients', 'add', '--id', 'browser-app', '--secret', 'browser-secret-0123456789abcdefghij', '--name', 'Browser App', '--redirect-uri', callbackUrl);
+    await idp.cli('users', 'add', '--email', 'lin@example.com', '--password', 'browser passphrase 77', '--name', 'Lin', '--email-verified');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await idp?.close();
+    rpServer?.close();
+  });
+
+  it('logs in, consents, and returns to the app with a code the app can redeem', async () => {
+    const rp = await oidc.discovery(new URL(idp.issuer), 'browser-app', 'browser-secret-0123456789abcdefghij', undefined, { execute: [oidc.allowInsecureRequests] });
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const url = oidc.buildAuthorizationUrl(rp, {
+      redirect_uri: callbackUrl, scope: 'openid email profile', state,
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    const page = await browser.newPage();
+    const violations: string[] = [];
+    page.on('console', (m) => { if (/Content Security Policy|Refused/i.test(m.text())) violations.push(m.text()); });
+
+    await page.goto(url.href);
+    await page.getByLabel('Email or phone').fill('lin@example.com');
+    await page.getByLabel('Password').fill('wrong password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(await page.getByRole('alert').textContent()).to.match(/incorrect/i);
+
+    await page.getByLabel('Password').fill('browser passphrase 77');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForSelector('text=wants to');
+    expect(await page.content()).to.contain('Browser App');
+    await page.screenshot({ path: `${idp.env.DATA_DIR}/consent.png` });
+    await page.getByRole('button', { name: 'Allow' }).click();
+    await page.waitForURL((u) => u.href.startsWith(callbackUrl));
+
+    expect(violations).to.deep.equal([]);
+    const landed = new URL(page.url());
+    expect(landed.searchParams.get('state')).to.equal(state);
+    const tokens = await oidc.authorizationCodeGrant(rp, landed, { pkceCodeVerifier: verifier, expectedState: state });
+    const me = await oidc.fetchUserInfo(rp, tokens.access_token, tokens.claims()!.sub);
+    expect(me.email).to.equal('lin@example.com');
+
+    // cookies the browser holds from the IdP are httpOnly
+    const cookies = await page.context().cookies(idp.issuer);
+    expect(cookies.length).to.be.greaterThan(0);
+    for (const c of cookies) expect(c.httpOnly, c.name).to.equal(true);
+  });
+});
