@@ -20,6 +20,8 @@ import { createApp } from './http/app.ts';
 import { interactionRouter } from './interactions/routes.ts';
 import { passwordStrategy } from './interactions/strategies/password.ts';
 import { applySeedFile } from './provider/seed.ts';
+import { createEvents, type Events } from './events/index.ts';
+import { createMessageSender, type MessageSender } from './events/messages.ts';
 
 export interface RunningServer {
   url: string;
@@ -28,6 +30,8 @@ export interface RunningServer {
   keyring: Keyring;
   host: ProviderHost;
   log: Logger;
+  events: Events;
+  messages: MessageSender;
   close(): Promise<void>;
 }
 
@@ -57,6 +61,8 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const accounts = new DynamoAccountStore(storage, hasher);
     const registry = new Registry(storage);
     if (config.seedFile) await applySeedFile(config.seedFile, registry, log);
+    const events = createEvents({ sink: config.events.sink, sqsQueueUrl: config.events.sqsQueueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, log);
+    const messages = createMessageSender({ sender: config.messages.sender, messagesQueueUrl: config.messages.queueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, events);
     const views = createViews();
     const adapter = createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc });
     const host = new ProviderHost({ config, adapter, accounts, keyring, registry, views }, log);
@@ -88,7 +94,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
 
     let closing: Promise<void> | undefined;
     return {
-      url, server, storage, keyring, host, log,
+      url, server, storage, keyring, host, log, events, messages,
       close() {
         closing ??= (async () => {
           // stop accepting, let in-flight requests finish, then drop idle keep-alive sockets
@@ -97,6 +103,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
           const force = setTimeout(() => server.closeAllConnections(), 10_000);
           await done;
           clearTimeout(force);
+          await Promise.all([events.close(), messages.close()]);
           await storage.close();
         })();
         return closing;

@@ -26,6 +26,8 @@ export interface Config {
   secureCookies: boolean;
   argon2: { memoryKiB: number; timeCost: number; parallelism: number };
   keys: { mode: KeysMode; kmsKeyId: string | undefined; kmsEndpoint: string | undefined };
+  events: { sink: 'file' | 'sqs' | 'none'; sqsQueueUrl: string | undefined; sqsEndpoint: string | undefined };
+  messages: { sender: 'outbox' | 'sqs'; queueUrl: string | undefined };
   /** optional JSON file with { clients: [...], resourceServers: [...] } upserted at start */
   seedFile: string | undefined;
   ttl: { accessToken: number; idToken: number; refreshToken: number; session: number; interaction: number; grant: number };
@@ -93,6 +95,9 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`KMS_KEY_ID must be set when KEYS_MODE is ${keysMode}`);
   }
 
+  if (env.EVENTS_SINK === 'sqs' && !env.SQS_QUEUE_URL) throw new ConfigError('SQS_QUEUE_URL must be set when EVENTS_SINK is sqs');
+  if (env.MESSAGE_SENDER === 'sqs' && !env.MESSAGES_QUEUE_URL) throw new ConfigError('MESSAGES_QUEUE_URL must be set when MESSAGE_SENDER is sqs');
+
   return {
     issuer,
     port: int(env, 'PORT', 3000, 0, 65535),
@@ -110,6 +115,15 @@ export function loadConfig(env: Env = process.env): Config {
       parallelism: int(env, 'ARGON2_PARALLELISM', 1, 1, 16),
     },
     keys: { mode: keysMode, kmsKeyId, kmsEndpoint: url(env, 'KMS_ENDPOINT', undefined) },
+    events: {
+      sink: oneOf(env, 'EVENTS_SINK', 'file', ['file', 'sqs', 'none'] as const),
+      sqsQueueUrl: url(env, 'SQS_QUEUE_URL', undefined),
+      sqsEndpoint: url(env, 'SQS_ENDPOINT', undefined),
+    },
+    messages: {
+      sender: oneOf(env, 'MESSAGE_SENDER', 'outbox', ['outbox', 'sqs'] as const),
+      queueUrl: url(env, 'MESSAGES_QUEUE_URL', undefined),
+    },
     seedFile: env.SEED_FILE ? path.resolve(env.SEED_FILE) : undefined,
     ttl: {
       accessToken: int(env, 'ACCESS_TOKEN_TTL', 3600, 60, 86400),
