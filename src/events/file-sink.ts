@@ -17,7 +17,7 @@ export class FileEventSink implements EventSink {
   }
 
   publish(event: AuditEvent): void {
-    this.append([event]);
+    void this.append([event]);
   }
 
   append(events: AuditEvent[]): Promise<void> {
