@@ -1,28 +1,57 @@
 // oidc-provider storage adapter on DynamoDB (one table, `oidc`).
 //
-//   model item        pk "<Model>#<id>"        sk "_"             payload (JSON text), expiresAt, consumed?
-//   uid pointer       pk "uid#<uid>"           sk "_"             ref = id of the Session
-//   user code pointer pk "userCode#<code>"     sk "_"             ref = id of the DeviceCode
-//   grant membership  pk "grant#<grantId>"     sk "<Model>#<id>"  lets revokeByGrantId Query instead of Scan
+//   model item        pk "<Model>#<id>"              sk "_"             payload (JSON text), expiresAt?, consumed?, grantId?
+//   uid pointer       pk "uid#<Model>#<uid>"         sk "_"             ref = id of the item (Session), expiresAt?
+//   user code pointer pk "userCode#<Model>#<code>"   sk "_"             ref = id of the item (DeviceCode), expiresAt?
+//   grant membership  pk "grant#<grantId>"           sk "<Model>#<id>"  expiresAt?; lets revokeByGrantId Query instead of Scan
+//
+// Pointers are per model, so one model's uid or user code never shadows
+// another's. Grant membership is kept for the models oidc-provider revokes by
+// grant id (GRANT_MODELS, as in its memory adapter).
 //
 // The payload is stored as JSON text so that whatever oidc-provider produces
-// round-trips exactly. Every read is ConsistentRead and ignores expired items
-// (DynamoDB's TTL deletes lazily; dynalite not at all). `consume` is one
-// conditional write: of two concurrent redemptions exactly one wins, the loser
-// revokes the grant and gets invalid_grant.
+// round-trips exactly (DynamoDB maps would refuse empty sets, limit nesting to
+// 32 levels and turn numbers into decimals). `expiresAt` is epoch seconds,
+// rounded up, so an item lives at least `expiresIn` seconds and less than one
+// second more; it is DynamoDB's TTL attribute, but TTL deletes lazily (and
+// dynalite not at all), so every read is ConsistentRead and ignores expired
+// items, and an expired item cannot be consumed.
+//
+// Every write is a single-item (conditional) write: dynalite has no
+// TransactWriteItems. Pointers and grant membership are written before the
+// item, so a crash leaves at worst a pointer to nothing (read as not found),
+// never an item its pointer cannot find; reads through a pointer check that the
+// item still carries that uid / user code, so stale pointers read as not found.
+// `destroy` removes the item's pointers and membership too.
+//
+// `consume` is one conditional update: of concurrent redemptions exactly one
+// wins; a loser that finds the item already consumed treats it as reuse,
+// revokes everything of the grant (and the Grant) and gets invalid_grant.
+//
+// Item size is checked here against DynamoDB's 400 KB limit in UTF-8 bytes
+// (dynalite counts UTF-16 code units and would accept items DynamoDB refuses);
+// a payload too large throws PayloadTooLarge before anything is written.
 import {
   BatchWriteCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { ServiceUnavailable } from '../src/provider/errors.ts';
 
+/** the models oidc-provider calls revokeByGrantId on (lib/helpers/revoke.js) */
 const GRANT_MODELS = new Set([
-  'AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'ClientCredentials',
+  'AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode',
   'BackchannelAuthenticationRequest', 'PreAuthorizedCode',
 ]);
+
+/** DynamoDB's item size limit, in bytes */
+export const MAX_ITEM_BYTES = 400 * 1024;
+
+/** The payload would make an item larger than DynamoDB accepts; nothing was written. */
+export class PayloadTooLarge extends Error {
+  override name = 'PayloadTooLarge';
+}
 
 interface Item {
   pk: string;
@@ -34,7 +63,25 @@ interface Item {
   grantId?: string;
 }
 
-const now = () => Math.floor(Date.now() / 1000);
+type Key = { pk: string; sk: string };
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const expired = (item: Item) => item.expiresAt !== undefined && item.expiresAt <= nowSeconds();
+
+/** DynamoDB's size of an item of string and number attributes (numbers at their 21-byte maximum) */
+function itemBytes(item: Record<string, unknown>): number {
+  let size = 0;
+  for (const [name, value] of Object.entries(item)) {
+    if (value === undefined) continue;
+    size += Buffer.byteLength(name, 'utf8');
+    size += typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : 21;
+  }
+  return size;
+}
+
+function isConditionFailure(err: unknown): boolean {
+  return (err as Error)?.name === 'ConditionalCheckFailedException';
+}
 
 export interface DynamoAdapterOptions {
   doc: DynamoDBDocumentClient;
@@ -48,7 +95,7 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     try {
       return await doc.send(cmd as never) as T;
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) throw err;
+      if (isConditionFailure(err)) throw err;
       throw new ServiceUnavailable(undefined, { cause: err });
     }
   }
@@ -56,12 +103,26 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
   async function getItem(pk: string): Promise<Item | undefined> {
     const r = await send<{ Item?: Item }>(new GetCommand({ TableName: table, Key: { pk, sk: '_' }, ConsistentRead: true }));
     const item = r.Item;
-    if (!item) return undefined;
-    if (item.expiresAt !== undefined && item.expiresAt <= now()) return undefined;
+    if (!item || expired(item)) return undefined;
     return item;
   }
 
-  async function deleteKeys(keys: Array<{ pk: string; sk: string }>): Promise<void> {
+  /** deletes the pointer `pk` only while it still refers to `id` */
+  async function deletePointer(pk: string, id: string): Promise<void> {
+    try {
+      await send(new DeleteCommand({
+        TableName: table,
+        Key: { pk, sk: '_' },
+        ConditionExpression: '#ref = :id',
+        ExpressionAttributeNames: { '#ref': 'ref' },
+        ExpressionAttributeValues: { ':id': id },
+      }));
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+
+  async function deleteKeys(keys: Key[]): Promise<void> {
     for (let i = 0; i < keys.length; i += 25) {
       let requests = keys.slice(i, i + 25).map((Key) => ({ DeleteRequest: { Key } }));
       for (let attempt = 0; requests.length > 0; attempt++) {
@@ -75,16 +136,17 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     }
   }
 
-  /** every item of a grant, optionally of one model only */
-  async function grantMembers(grantId: string, model?: string): Promise<Array<{ pk: string; sk: string }>> {
-    const keys: Array<{ pk: string; sk: string }> = [];
+  /** the items (and their membership entries) of a grant, optionally of one model only */
+  async function grantMembers(grantId: string, model?: string): Promise<Key[]> {
+    const keys: Key[] = [];
     let ExclusiveStartKey: Record<string, unknown> | undefined;
     do {
       const r = await send<{ Items?: Item[]; LastEvaluatedKey?: Record<string, unknown> }>(new QueryCommand({
         TableName: table,
-        KeyConditionExpression: model ? 'pk = :pk AND begins_with(sk, :m)' : 'pk = :pk',
+        KeyConditionExpression: model ? '#pk = :pk AND begins_with(#sk, :m)' : '#pk = :pk',
+        ExpressionAttributeNames: { '#pk': 'pk', '#sk': 'sk' },
         ExpressionAttributeValues: model ? { ':pk': `grant#${grantId}`, ':m': `${model}#` } : { ':pk': `grant#${grantId}` },
-        ProjectionExpression: 'pk, sk',
+        ProjectionExpression: '#pk, #sk',
         ConsistentRead: true,
         ExclusiveStartKey,
       }));
@@ -113,24 +175,38 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
       return `${this.name}#${id}`;
     }
 
-    async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-      const expiresAt = expiresIn ? now() + expiresIn : undefined;
+    private uidKey(uid: string): string {
+      return `uid#${this.name}#${uid}`;
+    }
+
+    private userCodeKey(userCode: string): string {
+      return `userCode#${this.name}#${userCode}`;
+    }
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+      const expiresAt = expiresIn ? Math.ceil(Date.now() / 1000 + expiresIn) : undefined;
       const pk = this.key(id);
+      const item: Item = { pk, sk: '_', payload: JSON.stringify(payload), expiresAt };
+      if (payload.grantId) item.grantId = payload.grantId;
+      // a consumed payload written back stays consumed
+      if (typeof payload.consumed === 'number') item.consumed = payload.consumed;
+      const size = itemBytes(item as unknown as Record<string, unknown>);
+      if (size > MAX_ITEM_BYTES) {
+        throw new PayloadTooLarge(`${this.name} payload makes a ${size}-byte item, DynamoDB takes at most ${MAX_ITEM_BYTES}`);
+      }
       // pointers and grant membership first: a pointer to a missing item reads
       // as "not found", while a missing pointer would hide a stored item.
       const side: Promise<unknown>[] = [];
       if (payload.uid) {
-        side.push(send(new PutCommand({ TableName: table, Item: { pk: `uid#${payload.uid}`, sk: '_', ref: id, expiresAt } })));
+        side.push(send(new PutCommand({ TableName: table, Item: { pk: this.uidKey(payload.uid as string), sk: '_', ref: id, expiresAt } })));
       }
       if (payload.userCode) {
-        side.push(send(new PutCommand({ TableName: table, Item: { pk: `userCode#${payload.userCode}`, sk: '_', ref: id, expiresAt } })));
+        side.push(send(new PutCommand({ TableName: table, Item: { pk: this.userCodeKey(payload.userCode as string), sk: '_', ref: id, expiresAt } })));
       }
       if (payload.grantId && GRANT_MODELS.has(this.name)) {
         side.push(send(new PutCommand({ TableName: table, Item: { pk: `grant#${payload.grantId}`, sk: pk, expiresAt } })));
       }
       await Promise.all(side);
-      const item: Item = { pk, sk: '_', payload: JSON.stringify(payload), expiresAt };
-      if (payload.grantId) item.grantId = payload.grantId;
       await send(new PutCommand({ TableName: table, Item: item }));
     }
 
@@ -143,43 +219,61 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      const ptr = await getItem(`uid#${uid}`);
+      const ptr = await getItem(this.uidKey(uid));
       if (!ptr?.ref) return undefined;
       const payload = await this.find(ptr.ref);
       return payload?.uid === uid ? payload : undefined;
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-      const ptr = await getItem(`userCode#${userCode}`);
+      const ptr = await getItem(this.userCodeKey(userCode));
       if (!ptr?.ref) return undefined;
       const payload = await this.find(ptr.ref);
       return payload?.userCode === userCode ? payload : undefined;
     }
 
     async consume(id: string): Promise<void> {
+      const now = nowSeconds();
       try {
         await send(new UpdateCommand({
           TableName: table,
           Key: { pk: this.key(id), sk: '_' },
-          UpdateExpression: 'SET consumed = :now',
-          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(consumed)',
-          ExpressionAttributeValues: { ':now': now() },
+          // `consumed` is a DynamoDB reserved word: always go through names
+          UpdateExpression: 'SET #consumed = :now',
+          ConditionExpression: 'attribute_exists(#pk) AND attribute_not_exists(#consumed)'
+            + ' AND (attribute_not_exists(#expiresAt) OR #expiresAt > :now)',
+          ExpressionAttributeNames: { '#pk': 'pk', '#consumed': 'consumed', '#expiresAt': 'expiresAt' },
+          ExpressionAttributeValues: { ':now': now },
         }));
       } catch (err) {
-        if (!(err instanceof ConditionalCheckFailedException)) throw err;
-        // Lost a race with another redemption (or the item is gone): treat it
-        // as reuse, revoke everything of the grant, refuse this request.
-        const item = await send<{ Item?: Item }>(new GetCommand({ TableName: table, Key: { pk: this.key(id), sk: '_' }, ConsistentRead: true }));
-        if (item.Item?.grantId) await revokeGrant(item.Item.grantId);
+        if (!isConditionFailure(err)) throw err;
+        // Already consumed (a concurrent or repeated redemption): treat it as
+        // reuse, revoke everything of the grant, refuse this request. Missing
+        // or expired items are refused without revoking anything.
+        const r = await send<{ Item?: Item }>(new GetCommand({ TableName: table, Key: { pk: this.key(id), sk: '_' }, ConsistentRead: true }));
+        const item = r.Item;
+        if (item?.consumed !== undefined && item.grantId && !expired(item)) await revokeGrant(item.grantId);
         throw new errors.InvalidGrant(`${this.name === 'RefreshToken' ? 'refresh token' : 'grant'} already used`);
       }
     }
 
     async destroy(id: string): Promise<void> {
-      await send(new DeleteCommand({ TableName: table, Key: { pk: this.key(id), sk: '_' } }));
+      const r = await send<{ Attributes?: Item }>(new DeleteCommand({
+        TableName: table, Key: { pk: this.key(id), sk: '_' }, ReturnValues: 'ALL_OLD',
+      }));
+      if (!r.Attributes?.payload) return;
+      const old = JSON.parse(r.Attributes.payload) as AdapterPayload;
+      const cleanup: Promise<unknown>[] = [];
+      if (old.uid) cleanup.push(deletePointer(this.uidKey(old.uid as string), id));
+      if (old.userCode) cleanup.push(deletePointer(this.userCodeKey(old.userCode as string), id));
+      if (old.grantId && GRANT_MODELS.has(this.name)) {
+        cleanup.push(send(new DeleteCommand({ TableName: table, Key: { pk: `grant#${old.grantId}`, sk: this.key(id) } })));
+      }
+      await Promise.all(cleanup);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
+      if (!GRANT_MODELS.has(this.name)) return;
       await deleteKeys(await grantMembers(grantId, this.name));
     }
   };

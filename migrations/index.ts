@@ -2,8 +2,7 @@
 // table (pk "schema", sk "version"); `migrate` runs every migration above it,
 // in order, and each may be run again safely if a previous run died half-way.
 import {
-  CreateTableCommand, DescribeTableCommand, UpdateTimeToLiveCommand,
-  ResourceInUseException, ResourceNotFoundException,
+  CreateTableCommand, DescribeTableCommand, DescribeTimeToLiveCommand, UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Storage } from '../src/storage/index.ts';
@@ -15,29 +14,62 @@ export interface Migration {
   up(storage: Storage): Promise<void>;
 }
 
+// errors are matched by name: emulators and real DynamoDB agree on names, not on messages
+const errorName = (err: unknown) => (err as Error)?.name;
+
 async function ensureTable(storage: Storage, tableName: string, ttlAttribute?: string): Promise<void> {
   try {
     await storage.raw.send(new CreateTableCommand(createTableInput(tableName)));
   } catch (err) {
-    if (!(err instanceof ResourceInUseException)) throw err;
+    if (errorName(err) !== 'ResourceInUseException') throw err;
   }
-  for (let i = 0; i < 120; i++) {
+  let status: string | undefined;
+  for (let i = 0; i < 240; i++) {
     const d = await storage.raw.send(new DescribeTableCommand({ TableName: tableName }));
-    if (d.Table?.TableStatus === 'ACTIVE') break;
+    status = d.Table?.TableStatus;
+    if (status === 'ACTIVE') break;
     await new Promise((r) => setTimeout(r, 250));
   }
-  if (ttlAttribute) {
-    try {
-      await storage.raw.send(new UpdateTimeToLiveCommand({
-        TableName: tableName,
-        TimeToLiveSpecification: { AttributeName: ttlAttribute, Enabled: true },
-      }));
-    } catch (err) {
-      // dynalite has no TTL; DynamoDB answers ValidationException when TTL is already on.
-      // Reads filter expired items in every case, so neither is fatal.
-      const name = (err as Error).name;
-      if (!['UnknownOperationException', 'ValidationException'].includes(name)) throw err;
+  if (status !== 'ACTIVE') throw new Error(`table ${tableName} is still ${status ?? 'unknown'} after 60 s`);
+  if (ttlAttribute) await ensureTtl(storage, tableName, ttlAttribute);
+}
+
+/** TTL state: undefined where the backend has no TTL at all (dynalite) */
+async function describeTtl(storage: Storage, tableName: string): Promise<{ status?: string; attribute?: string } | undefined> {
+  try {
+    const d = await storage.raw.send(new DescribeTimeToLiveCommand({ TableName: tableName }));
+    return { status: d.TimeToLiveDescription?.TimeToLiveStatus, attribute: d.TimeToLiveDescription?.AttributeName };
+  } catch (err) {
+    if (errorName(err) === 'UnknownOperationException') return undefined;
+    throw err;
+  }
+}
+
+// Turns TTL on for `attribute`. Reads filter expired items in every case, so a
+// backend without TTL (dynalite) is fine; TTL on another attribute is not.
+async function ensureTtl(storage: Storage, tableName: string, attribute: string): Promise<void> {
+  const check = (ttl: { status?: string; attribute?: string }): boolean => {
+    if (ttl.status === 'ENABLED' || ttl.status === 'ENABLING') {
+      if (ttl.attribute !== attribute) {
+        throw new Error(`table ${tableName} has TTL on "${ttl.attribute}", expected "${attribute}"; change it by hand`);
+      }
+      return true;
     }
+    return false;
+  };
+  const before = await describeTtl(storage, tableName);
+  if (before === undefined || check(before)) return;
+  try {
+    await storage.raw.send(new UpdateTimeToLiveCommand({
+      TableName: tableName,
+      TimeToLiveSpecification: { AttributeName: attribute, Enabled: true },
+    }));
+  } catch (err) {
+    if (errorName(err) === 'UnknownOperationException') return; // DescribeTimeToLive without UpdateTimeToLive (dynalite)
+    // another process may have turned it on meanwhile: then ValidationException
+    const after = errorName(err) === 'ValidationException' ? await describeTtl(storage, tableName) : undefined;
+    if (after && check(after)) return;
+    throw err;
   }
 }
 
@@ -58,7 +90,7 @@ export async function currentVersion(storage: Storage): Promise<number> {
     }));
     return (r.Item?.version as number | undefined) ?? 0;
   } catch (err) {
-    if (err instanceof ResourceNotFoundException) return 0;
+    if (errorName(err) === 'ResourceNotFoundException') return 0;
     throw err;
   }
 }

@@ -2,8 +2,9 @@
 // on-demand billing, TTL on `expiresAt` where items expire.
 //
 //  oidc      oidc-provider models.  pk = "<Model>#<id>", sk = "_"
-//            pointer items:         pk = "uid#<uid>" | "userCode#<code>", sk = "_"  -> { ref }
+//            pointer items:         pk = "uid#<Model>#<uid>" | "userCode#<Model>#<code>", sk = "_"  -> { ref }
 //            grant membership:      pk = "grant#<grantId>", sk = "<Model>#<id>"
+//            (adapters/dynamodb.ts describes these items in full)
 //  accounts  users and their lookup pointers (see src/accounts)
 //  keys      wrapped key material (see src/keys)
 //  meta      schema version and other bookkeeping
