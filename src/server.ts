@@ -12,6 +12,7 @@ import { openKeyring } from './keys/index.ts';
 import type { Keyring } from './keys/types.ts';
 import { argon2Hasher } from './accounts/hasher.ts';
 import { DynamoAccountStore } from './accounts/dynamo-store.ts';
+import { loadLegacySecrets } from './accounts/legacy-config.ts';
 import { Registry } from './provider/registry.ts';
 import { createViews } from './http/views.ts';
 import { ProviderHost } from './provider/index.ts';
@@ -58,7 +59,9 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
   try {
     const keyring = await openKeyring(config, storage);
     const hasher = argon2Hasher(config.argon2);
-    const accounts = new DynamoAccountStore(storage, hasher);
+    const accounts = new DynamoAccountStore(storage, hasher, keyring, {
+      dataKeyCache: { maxEntries: config.accounts.dataKeyCacheSize, maxAgeMs: config.accounts.dataKeyCacheSeconds * 1000 },
+    });
     const registry = new Registry(storage);
     if (config.seedFile) await applySeedFile(config.seedFile, registry, log);
     const events = createEvents({ sink: config.events.sink, sqsQueueUrl: config.events.sqsQueueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, log);
@@ -76,7 +79,9 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
       },
       routers: [interactionRouter({
         provider: () => host.provider, views, accounts,
-        strategies: [passwordStrategy(accounts, hasher)],
+        strategies: [passwordStrategy(accounts, hasher, {
+          legacySecrets: loadLegacySecrets(config), sunset: config.accounts.legacySunset, argon2: config.argon2, log, events,
+        })],
         secureCookies: config.secureCookies,
       })],
       provider: host.middleware(),

@@ -1,25 +1,101 @@
-// Accounts in the `accounts` table.
-//   pk "user#<sub>"    sk "_"   the account (see types.ts)
-//   pk "email#<norm>"  sk "_"   sub: the lookup pointer for the login form
-// Creation claims the e-mail pointer with a conditional write first, so two
-// concurrent sign-ups of one address cannot both succeed.
+// Accounts in the `accounts` table (docs/accounts.md has the full layout).
+//
+//   pk "user#<sub>"              sk "_"            the account: plaintext status/version/metadata,
+//                                                  `dk` (wrapped data key) and `blob` (AES-256-GCM)
+//   pk "email#<hmac>"            sk "_"            { sub, verified }  login pointer (owner)
+//   pk "email#<hmac>"            sk "pending#<sub>" { sub }           claim of a held (pending) account
+//   pk "phone#<hmac>"            sk "_" | "pending#<sub>"             the same for E.164 phones
+//   pk "source#<hmac>"           sk "_"            { sub } | { erased } one per (source, sourceUserId)
+//   pk "merge#<id>"              sk "_"            a merge record (undo data; no personal data in clear)
+//   pk "erased#<sub>"            sk "_"            tombstone of an erased account
+//
+// There are no transactions (dynalite has none): every change of an account is
+// ONE conditional write of its item on `version`; pointers are claimed with
+// their own conditional writes, in an order that a re-run repairs.
 import crypto from 'node:crypto';
-import { DeleteCommand, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Storage } from '../storage/index.ts';
 import { asStorageError } from '../storage/errors.ts';
+import type { Keyring } from '../keys/types.ts';
 import type { PasswordHasher } from './hasher.ts';
+import { blindIndex, DataKeyCache, dataKeyContext, open, seal } from './crypto.ts';
 import {
-  AccountExists, normalizeEmail, type Account, type AccountStore, type NewAccount,
+  canonical, computeStatus, metadataOf, toAccount, type AccountItem, type Sealed,
+} from './record.ts';
+import {
+  AccountExists, AccountNotFound, ConcurrentUpdate, isValidEmail, normalizeEmail, normalizePhone,
+  type Account, type AccountAdmin, type AccountStore, type AccountSummary, type ImportOutcome, type ImportRow,
+  type LinkedIdentity, type MergeRecord, type NewAccount, type Profile, type SourceMigrationStatus,
 } from './types.ts';
 
-export class DynamoAccountStore implements AccountStore {
+export interface AccountStoreOptions {
+  /** data-key cache bounds (defaults: 10 000 keys, 10 minutes) */
+  dataKeyCache?: { maxEntries: number; maxAgeMs: number };
+}
+
+/** A row that cannot be imported, with a reason that names no personal data. */
+export class ImportRejected extends Error {
+  override name = 'ImportRejected';
+}
+
+/** A pointer claim lost to a concurrent writer: the row is tried again. */
+class RaceLost extends Error {}
+
+interface Loaded {
+  item: AccountItem;
+  sealed: Sealed;
+  key: Buffer;
+}
+
+interface Pointer {
+  pk: string;
+  sk: string;
+  sub?: string;
+  verified?: boolean;
+  erased?: boolean;
+}
+
+interface MergeItem extends MergeRecord {
+  pk: string;
+  sk: string;
+  /** admin merges: the merged-away account's item as it was (still encrypted) */
+  fromItem?: AccountItem;
+  /** admin merges: the pointers it owned, to give back on undo */
+  fromPointers?: Array<{ pk: string; sk: string; verified?: boolean }>;
+  identityKeys: string[];
+}
+
+const PTR = (pk: string, sk: string) => `${pk}|${sk}`;
+const splitPtr = (p: string) => {
+  const i = p.indexOf('|');
+  return { pk: p.slice(0, i), sk: p.slice(i + 1) };
+};
+const isCondFail = (err: unknown) => (err as Error)?.name === 'ConditionalCheckFailedException';
+const union = (...lists: string[][]) => [...new Set(lists.flat())];
+const HELD_DUPLICATE = 'unverified-duplicate';
+
+/** drops an identity's legacy credential for good (the account has an argon2id secret now) */
+function retireLegacy(i: LinkedIdentity): LinkedIdentity {
+  if (!i.legacy) return i;
+  const { legacy: _legacy, ...rest } = i;
+  return { ...rest, legacyRetired: true };
+}
+const HELD_CLAIMED = 'identifier-claimed-by-verified-account';
+const HELD_UNMERGED = 'unmerged';
+
+export class DynamoAccountStore implements AccountStore, AccountAdmin {
   private readonly storage: Storage;
   private readonly hasher: PasswordHasher;
+  private readonly keyring: Keyring;
+  readonly cache: DataKeyCache;
+  /** what each returned Account was read from, so a follow-up write is conditional on exactly that version */
+  private readonly origin = new WeakMap<Account, Loaded>();
 
-  constructor(storage: Storage, hasher: PasswordHasher) {
+  constructor(storage: Storage, hasher: PasswordHasher, keyring: Keyring, opts: AccountStoreOptions = {}) {
     this.storage = storage;
     this.hasher = hasher;
+    this.keyring = keyring;
+    this.cache = new DataKeyCache(opts.dataKeyCache ?? { maxEntries: 10_000, maxAgeMs: 10 * 60_000 });
   }
 
   private get table() {
@@ -30,80 +106,629 @@ export class DynamoAccountStore implements AccountStore {
     try {
       return await this.storage.doc.send(cmd as never) as T;
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) throw err;
+      if (isCondFail(err)) throw err;
       throw asStorageError(err);
     }
   }
 
-  async create(input: NewAccount): Promise<Account> {
-    const now = new Date().toISOString();
-    const account: Account = {
-      sub: crypto.randomUUID(),
-      status: 'active',
-      email: input.email.trim(),
-      emailVerified: input.emailVerified ?? false,
-      phone: input.phone,
-      phoneVerified: input.phoneVerified ?? false,
-      name: input.name,
-      givenName: input.givenName,
-      familyName: input.familyName,
-      passwordHash: input.password !== undefined ? await this.hasher.hash(input.password) : undefined,
-      version: 1,
-      createdAt: now,
-      updatedAt: now,
+  // ---- keys of pointer items (blind indexes) ----
+
+  private idx(kind: 'email' | 'phone' | 'source', v: string): string {
+    return `${kind}#${blindIndex(this.keyring.blindIndexKey(), kind, v)}`;
+  }
+
+  sourcePk(source: string, sourceUserId: string): string {
+    return this.idx('source', `${source}\0${sourceUserId}`);
+  }
+
+  /** the login pointers an account's identifiers ask for: one per distinct e-mail and phone */
+  private loginTargets(sealed: Sealed): Array<{ pk: string; verified: boolean }> {
+    const out = new Map<string, boolean>();
+    const add = (p: Profile) => {
+      if (p.email) out.set(this.idx('email', p.email), (out.get(this.idx('email', p.email)) ?? false) || p.emailVerified === true);
+      if (p.phone) out.set(this.idx('phone', p.phone), (out.get(this.idx('phone', p.phone)) ?? false) || p.phoneVerified === true);
     };
-    const pointer = `email#${normalizeEmail(input.email)}`;
+    if (sealed.local) add(sealed.local);
+    for (const i of sealed.identities) add(i.profile);
+    return [...out].map(([pk, verified]) => ({ pk, verified }));
+  }
+
+  /** the "pk|sk" of the login pointers (owner, or claims when held) an account's identifiers give */
+  private pointerKeys(sealed: Sealed, sub: string, held: boolean): string[] {
+    return this.loginTargets(sealed).map((t) => PTR(t.pk, held ? `pending#${sub}` : '_'));
+  }
+
+  rowKeys(row: ImportRow): string[] {
+    return [
+      this.sourcePk(row.source, row.sourceUserId),
+      ...(row.profile.email ? [this.idx('email', row.profile.email)] : []),
+      ...(row.profile.phone ? [this.idx('phone', row.profile.phone)] : []),
+    ];
+  }
+
+  // ---- items ----
+
+  private async get<T>(pk: string, sk = '_'): Promise<T | undefined> {
+    const r = await this.send<{ Item?: T }>(new GetCommand({ TableName: this.table, Key: { pk, sk }, ConsistentRead: true }));
+    return r.Item;
+  }
+
+  private async load(sub: string): Promise<Loaded | undefined> {
+    const item = await this.get<AccountItem>(`user#${sub}`);
+    if (!item) return undefined;
+    const key = await this.cache.open(this.keyring, sub, item.dk);
+    return { item, sealed: open<Sealed>(key, sub, item.blob), key };
+  }
+
+  private view(l: Loaded): Account {
+    const a = toAccount(l.item, l.sealed);
+    this.origin.set(a, l);
+    return a;
+  }
+
+  /** ONE conditional write of the whole item on its version. */
+  private async save(l: Loaded, sealed: Sealed, patch: Partial<AccountItem> = {}): Promise<Loaded> {
+    const item: AccountItem = {
+      ...l.item, ...patch, ...metadataOf(sealed),
+      blob: seal(l.key, l.item.sub, sealed),
+      version: l.item.version + 1,
+      updatedAt: new Date().toISOString(),
+    };
     try {
       await this.send(new PutCommand({
-        TableName: this.table, Item: { pk: pointer, sk: '_', sub: account.sub },
-        ConditionExpression: 'attribute_not_exists(pk)',
+        TableName: this.table, Item: item,
+        ConditionExpression: 'version = :v', ExpressionAttributeValues: { ':v': l.item.version },
       }));
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) throw new AccountExists('an account with this e-mail already exists');
+      if (isCondFail(err)) throw new ConcurrentUpdate(`account ${l.item.sub} changed concurrently (version ${l.item.version})`);
+      throw err;
+    }
+    return { item, sealed, key: l.key };
+  }
+
+  /** read-modify-write with retries on version conflicts; `fn` returns null for "nothing to do" */
+  private async mutate(sub: string, fn: (l: Loaded) => { sealed: Sealed; patch?: Partial<AccountItem> } | null): Promise<Loaded | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const l = await this.load(sub);
+      if (!l) throw new AccountNotFound(`no account ${sub}`);
+      const change = fn(l);
+      if (!change) return undefined;
+      try {
+        return await this.save(l, change.sealed, change.patch);
+      } catch (err) {
+        if (!(err instanceof ConcurrentUpdate) || attempt >= 5) throw err;
+      }
+    }
+  }
+
+  private async insert(sub: string, key: { plaintext: Buffer; wrapped: string }, sealed: Sealed, patch: Partial<AccountItem>): Promise<Loaded> {
+    const now = new Date().toISOString();
+    const item: AccountItem = {
+      pk: `user#${sub}`, sk: '_', sub, status: 'active', version: 1, createdAt: now, updatedAt: now,
+      ptrs: [], merges: [], ...patch, ...metadataOf(sealed),
+      dk: key.wrapped, blob: seal(key.plaintext, sub, sealed),
+    };
+    await this.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+    this.cache.set(sub, key.wrapped, key.plaintext);
+    return { item, sealed, key: key.plaintext };
+  }
+
+  // ---- AccountStore ----
+
+  async create(input: NewAccount): Promise<Account> {
+    const sub = crypto.randomUUID();
+    const local: Profile = {
+      email: normalizeEmail(input.email), emailVerified: input.emailVerified ?? false,
+      ...(input.phone ? { phone: normalizePhone(input.phone) ?? input.phone, phoneVerified: input.phoneVerified ?? false } : {}),
+      ...(input.name !== undefined ? { name: input.name } : {}),
+      ...(input.givenName !== undefined ? { givenName: input.givenName } : {}),
+      ...(input.familyName !== undefined ? { familyName: input.familyName } : {}),
+    };
+    const sealed: Sealed = { local, identities: [], ...(input.password !== undefined ? { password: await this.hasher.hash(input.password) } : {}) };
+    const targets = this.loginTargets(sealed);
+    const claimed: string[] = [];
+    try {
+      for (const t of targets) {
+        await this.send(new PutCommand({
+          TableName: this.table, Item: { pk: t.pk, sk: '_', sub, verified: t.verified },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }));
+        claimed.push(t.pk);
+      }
+    } catch (err) {
+      await Promise.all(claimed.map((pk) => this.deletePointer(pk, '_', sub)));
+      if (isCondFail(err)) throw new AccountExists('an account with this e-mail or phone already exists');
       throw err;
     }
     try {
-      await this.send(new PutCommand({
-        TableName: this.table, Item: { pk: `user#${account.sub}`, sk: '_', ...account },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }));
+      const l = await this.insert(sub, await this.keyring.newDataKey(dataKeyContext(sub)), sealed, { ptrs: targets.map((t) => PTR(t.pk, '_')) });
+      return this.view(l);
     } catch (err) {
-      await this.send(new DeleteCommand({ TableName: this.table, Key: { pk: pointer, sk: '_' } })).catch(() => {});
+      await Promise.all(claimed.map((pk) => this.deletePointer(pk, '_', sub)));
       throw err;
     }
-    return account;
   }
 
   async findBySub(sub: string): Promise<Account | undefined> {
-    const r = await this.send<{ Item?: Record<string, unknown> }>(new GetCommand({
-      TableName: this.table, Key: { pk: `user#${sub}`, sk: '_' }, ConsistentRead: true,
-    }));
-    return r.Item ? toAccount(r.Item) : undefined;
+    const l = await this.load(sub);
+    return l ? this.view(l) : undefined;
+  }
+
+  /** the login pointer key of what a user typed, or undefined when it is neither an e-mail nor a phone */
+  loginKey(login: string): string | undefined {
+    const s = login.trim();
+    if (s.includes('@')) return isValidEmail(s) ? this.idx('email', normalizeEmail(s)) : undefined;
+    const phone = normalizePhone(s);
+    return phone ? this.idx('phone', phone) : undefined;
   }
 
   async findByLogin(login: string): Promise<Account | undefined> {
-    const r = await this.send<{ Item?: { sub?: string } }>(new GetCommand({
-      TableName: this.table, Key: { pk: `email#${normalizeEmail(login)}`, sk: '_' }, ConsistentRead: true,
-    }));
-    return r.Item?.sub ? this.findBySub(r.Item.sub) : undefined;
+    const pk = this.loginKey(login);
+    if (!pk) return undefined;
+    const p = await this.get<Pointer>(pk);
+    return p?.sub ? this.findBySub(p.sub) : undefined;
   }
 
-  async list({ limit = 1000 }: { limit?: number } = {}): Promise<Account[]> {
-    const out: Account[] = [];
+  async list({ limit = 1000 }: { limit?: number } = {}): Promise<AccountSummary[]> {
+    const items = await this.scanUsers(limit);
+    return items.map((i) => ({
+      sub: i.sub, status: i.status, ...(i.pendingReason ? { pendingReason: i.pendingReason } : {}),
+      sources: i.sources ?? [], legacySources: i.legacySources ?? [], hasPassword: i.hasPassword === true,
+      lastLegacyLogin: i.lastLegacyLogin ?? {}, merges: i.merges ?? [],
+      version: i.version, createdAt: i.createdAt, updatedAt: i.updatedAt,
+    })).sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.sub.localeCompare(b.sub));
+  }
+
+  private async scanUsers(limit = Infinity): Promise<AccountItem[]> {
+    const out: AccountItem[] = [];
     let ExclusiveStartKey: Record<string, unknown> | undefined;
     do {
-      const r = await this.send<{ Items?: Record<string, unknown>[]; LastEvaluatedKey?: Record<string, unknown> }>(new ScanCommand({
-        TableName: this.table, FilterExpression: 'begins_with(pk, :u)', ExpressionAttributeValues: { ':u': 'user#' }, ExclusiveStartKey,
+      const r = await this.send<{ Items?: AccountItem[]; LastEvaluatedKey?: Record<string, unknown> }>(new ScanCommand({
+        TableName: this.table, FilterExpression: 'begins_with(pk, :u)', ExpressionAttributeValues: { ':u': 'user#' },
+        ProjectionExpression: 'pk, #s, #st, pendingReason, version, createdAt, updatedAt, sources, legacySources, hasPassword, lastLegacyLogin, merges',
+        ExpressionAttributeNames: { '#s': 'sub', '#st': 'status' },
+        ExclusiveStartKey,
       }));
-      out.push(...(r.Items ?? []).map(toAccount));
+      out.push(...(r.Items ?? []));
       ExclusiveStartKey = r.LastEvaluatedKey;
     } while (ExclusiveStartKey && out.length < limit);
-    return out.slice(0, limit).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    return out.slice(0, limit);
   }
-}
 
-function toAccount(item: Record<string, unknown>): Account {
-  const { pk, sk, ...rest } = item;
-  void pk; void sk;
-  return rest as unknown as Account;
+  private loadedFor(account: Account): Loaded | undefined {
+    return this.origin.get(account);
+  }
+
+  private async exactly(account: Account): Promise<Loaded> {
+    const l = this.loadedFor(account) ?? await this.load(account.sub);
+    if (!l) throw new AccountNotFound(`no account ${account.sub}`);
+    if (l.item.version !== account.version) throw new ConcurrentUpdate(`account ${account.sub} changed concurrently (version ${account.version})`);
+    return l;
+  }
+
+  async setPassword(account: Account, argon2Hash: string): Promise<Account> {
+    const l = await this.exactly(account);
+    return this.view(await this.save(l, { ...l.sealed, password: argon2Hash }));
+  }
+
+  async completeLegacyLogin(account: Account, argon2Hash: string, used: { source: string; scheme: string }): Promise<Account> {
+    const l = await this.exactly(account);
+    if (l.sealed.password !== undefined) throw new ConcurrentUpdate(`account ${account.sub} already has a password`);
+    const sealed: Sealed = {
+      ...l.sealed,
+      password: argon2Hash,
+      identities: l.sealed.identities.map(retireLegacy),
+    };
+    const at = new Date().toISOString();
+    return this.view(await this.save(l, sealed, {
+      lastLegacyLogin: { ...(l.item.lastLegacyLogin ?? {}), [used.source]: at },
+      passwordMigrated: { source: used.source, scheme: used.scheme, at },
+    }));
+  }
+
+  // ---- pointers ----
+
+  private async deletePointer(pk: string, sk: string, sub: string): Promise<void> {
+    try {
+      await this.send(new DeleteCommand({
+        TableName: this.table, Key: { pk, sk }, ConditionExpression: '#s = :s',
+        ExpressionAttributeNames: { '#s': 'sub' }, ExpressionAttributeValues: { ':s': sub },
+      }));
+    } catch (err) {
+      if (!isCondFail(err)) throw err;
+    }
+  }
+
+  private async putPointer(item: Pointer, condition?: { expr: string; values?: Record<string, unknown> }): Promise<boolean> {
+    try {
+      await this.send(new PutCommand({
+        TableName: this.table, Item: item,
+        ...(condition ? {
+          ConditionExpression: condition.expr, ExpressionAttributeNames: condition.expr.includes('#s') ? { '#s': 'sub' } : undefined,
+          ExpressionAttributeValues: condition.values,
+        } : {}),
+      }));
+      return true;
+    } catch (err) {
+      if (isCondFail(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Brings an account's login pointers in line with its identifiers:
+   * a held (pending) account owns none and files claims; an active one claims
+   * free identifiers, takes over an unverified owner's with a verified one
+   * (and holds that owner), and leaves an identifier another account owns alone.
+   */
+  private async syncLoginPointers(l: Loaded): Promise<void> {
+    const sub = l.item.sub;
+    const targets = this.loginTargets(l.sealed);
+    const held = !!l.item.pendingReason;
+    const wanted = new Set(targets.map((t) => t.pk));
+    const demote: string[] = [];
+    for (const t of targets) {
+      if (held) {
+        await this.putPointer({ pk: t.pk, sk: `pending#${sub}`, sub });
+        await this.deletePointer(t.pk, '_', sub);
+        continue;
+      }
+      if (l.item.ptrs?.includes(PTR(t.pk, `pending#${sub}`))) await this.deletePointer(t.pk, `pending#${sub}`, sub);
+      const p = await this.get<Pointer>(t.pk);
+      if (!p) {
+        await this.putPointer({ pk: t.pk, sk: '_', sub, verified: t.verified }, { expr: 'attribute_not_exists(pk)' });
+      } else if (p.sub === sub) {
+        if ((p.verified === true) !== t.verified) {
+          await this.putPointer({ pk: t.pk, sk: '_', sub, verified: t.verified }, { expr: '#s = :s', values: { ':s': sub } });
+        }
+      } else if (t.verified && p.verified !== true && p.sub) {
+        const ok = await this.putPointer({ pk: t.pk, sk: '_', sub, verified: true }, { expr: '#s = :o AND verified = :f', values: { ':o': p.sub, ':f': false } });
+        if (ok) demote.push(p.sub);
+      }
+    }
+    for (const ptr of l.item.ptrs ?? []) {
+      const { pk, sk } = splitPtr(ptr);
+      if ((pk.startsWith('email#') || pk.startsWith('phone#')) && !wanted.has(pk)) {
+        await this.deletePointer(pk, sk, sub);
+      }
+    }
+    for (const other of demote) await this.hold(other, HELD_CLAIMED);
+  }
+
+  /** puts an account on hold (pending): it loses its login pointers and files claims instead */
+  private async hold(sub: string, reason: string): Promise<void> {
+    const saved = await this.mutate(sub, (m) => (m.item.pendingReason ? null : {
+      sealed: m.sealed,
+      patch: {
+        pendingReason: reason, status: computeStatus(m.sealed.identities, true, m.item.status),
+        ptrs: union(m.item.ptrs, this.loginTargets(m.sealed).map((t) => PTR(t.pk, `pending#${sub}`))),
+      },
+    })).catch((err) => { if (err instanceof AccountNotFound) return undefined; throw err; });
+    if (saved) await this.syncLoginPointers(saved);
+  }
+
+  // ---- import ----
+
+  private newIdentity(row: ImportRow, via: LinkedIdentity['via'], hasPassword: boolean, mergeId?: string): LinkedIdentity {
+    return {
+      source: row.source, sourceUserId: row.sourceUserId, status: row.status, profile: row.profile,
+      ...(row.legacy && !hasPassword ? { legacy: row.legacy } : {}),
+      via, ...(mergeId ? { mergeId } : {}), verifiedLink: true, linkedAt: new Date().toISOString(),
+    };
+  }
+
+  /** what a re-import of `row` would store for identity `i` (undefined: no legacy credential) */
+  private importedLegacy(i: LinkedIdentity | undefined, row: ImportRow, hasPassword: boolean) {
+    return hasPassword || i?.legacyRetired ? undefined : row.legacy;
+  }
+
+  private sameContent(i: LinkedIdentity, row: ImportRow, hasPassword: boolean): boolean {
+    return canonical({ status: i.status, profile: i.profile, legacy: i.legacy })
+      === canonical({ status: row.status, profile: row.profile, legacy: this.importedLegacy(i, row, hasPassword) });
+  }
+
+  async importRow(row: ImportRow, opts: { dryRun?: boolean } = {}): Promise<{ outcome: ImportOutcome; sub?: string }> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.importOnce(row, opts.dryRun === true);
+      } catch (err) {
+        if (!(err instanceof RaceLost) || attempt >= 4) throw err;
+      }
+    }
+  }
+
+  private async importOnce(row: ImportRow, dryRun: boolean): Promise<{ outcome: ImportOutcome; sub?: string }> {
+    const srcPk = this.sourcePk(row.source, row.sourceUserId);
+    const ptr = await this.get<Pointer>(srcPk);
+    if (ptr?.erased) throw new ImportRejected('this source identity belonged to an erased account');
+    if (ptr?.sub) {
+      const owner = ptr.sub;
+      const l = await this.load(owner);
+      if (l) {
+        const same = (m: Loaded) => m.sealed.identities.find((i) => i.source === row.source && i.sourceUserId === row.sourceUserId);
+        const cur = same(l);
+        if (cur && this.sameContent(cur, row, l.sealed.password !== undefined)) return { outcome: 'unchanged', sub: ptr.sub };
+        if (dryRun) return { outcome: 'updated', sub: ptr.sub };
+        const saved = await this.mutate(ptr.sub, (m) => {
+          const hasPw = m.sealed.password !== undefined;
+          const existing = same(m);
+          if (existing && this.sameContent(existing, row, hasPw)) return null;
+          const next: LinkedIdentity = existing
+            ? { ...existing, status: row.status, profile: row.profile, legacy: this.importedLegacy(existing, row, hasPw) }
+            : this.newIdentity(row, 'import', hasPw);
+          const identities = existing ? m.sealed.identities.map((i) => (i === existing ? next : i)) : [...m.sealed.identities, next];
+          const sealed = { ...m.sealed, identities };
+          return {
+            sealed,
+            patch: {
+              status: computeStatus(identities, !!m.item.pendingReason),
+              ptrs: union(m.item.ptrs, [PTR(srcPk, '_')], this.pointerKeys(sealed, owner, !!m.item.pendingReason)),
+            },
+          };
+        });
+        if (saved) await this.syncLoginPointers(saved);
+        return { outcome: saved ? 'updated' : 'unchanged', sub: ptr.sub };
+      }
+      // the pointer of a create that died before its account was written: finish it with the same sub
+      if (dryRun) return { outcome: 'created' };
+      return this.createFromIdentity(this.newIdentity(row, 'import', false), ptr.sub, srcPk, HELD_DUPLICATE);
+    }
+
+    const target = await this.mergeTarget(row);
+    if (target) {
+      if (dryRun) return { outcome: 'merged', sub: target };
+      if (!(await this.putPointer({ pk: srcPk, sk: '_', sub: target }, { expr: 'attribute_not_exists(pk)' }))) throw new RaceLost();
+      const mergeId = crypto.randomUUID();
+      const rec: MergeItem = {
+        pk: `merge#${mergeId}`, sk: '_', id: mergeId, kind: 'import', into: target,
+        sources: [row.source], identityKeys: [srcPk], at: new Date().toISOString(),
+      };
+      await this.send(new PutCommand({ TableName: this.table, Item: rec }));
+      const saved = await this.mutate(target, (m) => {
+        if (m.sealed.identities.some((i) => i.source === row.source && i.sourceUserId === row.sourceUserId)) return null;
+        const identities = [...m.sealed.identities, this.newIdentity(row, 'import-merge', m.sealed.password !== undefined, mergeId)];
+        const sealed = { ...m.sealed, identities };
+        return {
+          sealed,
+          patch: {
+            status: computeStatus(identities, !!m.item.pendingReason),
+            merges: [...(m.item.merges ?? []), mergeId],
+            ptrs: union(m.item.ptrs, [PTR(srcPk, '_')], this.pointerKeys(sealed, target, !!m.item.pendingReason)),
+          },
+        };
+      });
+      if (saved) await this.syncLoginPointers(saved);
+      return { outcome: 'merged', sub: target };
+    }
+
+    if (dryRun) return { outcome: 'created' };
+    const sub = crypto.randomUUID();
+    if (!(await this.putPointer({ pk: srcPk, sk: '_', sub }, { expr: 'attribute_not_exists(pk)' }))) throw new RaceLost();
+    return this.createFromIdentity(this.newIdentity(row, 'import', false), sub, srcPk, HELD_DUPLICATE);
+  }
+
+  /** the account a row joins: the owner of its verified e-mail, else of its verified phone, when that owner's is verified too */
+  private async mergeTarget(row: ImportRow): Promise<string | undefined> {
+    const tries: string[] = [];
+    if (row.profile.email && row.profile.emailVerified) tries.push(this.idx('email', row.profile.email));
+    if (row.profile.phone && row.profile.phoneVerified) tries.push(this.idx('phone', row.profile.phone));
+    for (const pk of tries) {
+      const p = await this.get<Pointer>(pk);
+      if (p?.sub && p.verified === true) return p.sub;
+    }
+    return undefined;
+  }
+
+  /** a new account around one identity; held (pending) when one of its identifiers is an unverified duplicate */
+  private async createFromIdentity(ident: LinkedIdentity, sub: string, srcPk: string, holdReason: string): Promise<{ outcome: ImportOutcome; sub: string }> {
+    const sealed: Sealed = { identities: [ident] };
+    const targets = this.loginTargets(sealed);
+    const owners = await Promise.all(targets.map((t) => this.get<Pointer>(t.pk)));
+    const held = targets.some((t, i) => {
+      const p = owners[i];
+      return p?.sub !== undefined && p.sub !== sub && !(t.verified && p.verified !== true);
+    });
+    const l = await this.insert(sub, await this.keyring.newDataKey(dataKeyContext(sub)), sealed, {
+      status: computeStatus([ident], held),
+      ...(held ? { pendingReason: holdReason } : {}),
+      ptrs: [PTR(srcPk, '_'), ...this.pointerKeys(sealed, sub, held)],
+    }).catch((err) => {
+      if (isCondFail(err)) throw new RaceLost();
+      throw err;
+    });
+    await this.syncLoginPointers(l);
+    return { outcome: 'created', sub };
+  }
+
+  // ---- merge / unmerge ----
+
+  async getMerge(mergeId: string): Promise<MergeRecord | undefined> {
+    const m = await this.get<MergeItem>(`merge#${mergeId}`);
+    if (!m) return undefined;
+    return {
+      id: m.id, kind: m.kind, into: m.into, ...(m.from ? { from: m.from } : {}), sources: m.sources, at: m.at,
+      ...(m.undoneAt ? { undoneAt: m.undoneAt } : {}), ...(m.restoredSub ? { restoredSub: m.restoredSub } : {}),
+    };
+  }
+
+  async merge(into: string, from: string): Promise<MergeRecord> {
+    if (into === from) throw new AccountNotFound('an account cannot be merged into itself');
+    const [a, b] = await Promise.all([this.load(into), this.load(from)]);
+    if (!a) throw new AccountNotFound(`no account ${into}`);
+    if (!b) throw new AccountNotFound(`no account ${from}`);
+    const mergeId = crypto.randomUUID();
+    const fromPointers: MergeItem['fromPointers'] = [];
+    for (const ptr of b.item.ptrs ?? []) {
+      const { pk, sk } = splitPtr(ptr);
+      const p = await this.get<Pointer>(pk, sk);
+      if (p?.sub === from) fromPointers.push({ pk, sk, ...(p.verified !== undefined ? { verified: p.verified } : {}) });
+    }
+    const now = new Date().toISOString();
+    const moved: LinkedIdentity[] = [
+      ...b.sealed.identities.map((i) => ({ ...i, via: 'admin-merge' as const, mergeId, verifiedLink: true, linkedAt: now })),
+      ...(b.sealed.local ? [{
+        source: 'local', sourceUserId: from, status: 'active' as const, profile: b.sealed.local,
+        via: 'admin-merge' as const, mergeId, verifiedLink: true, linkedAt: now,
+      }] : []),
+    ];
+    const rec: MergeItem = {
+      pk: `merge#${mergeId}`, sk: '_', id: mergeId, kind: 'admin', into, from,
+      sources: [...new Set(moved.map((i) => i.source))].sort(),
+      identityKeys: moved.filter((i) => i.source !== 'local').map((i) => this.sourcePk(i.source, i.sourceUserId)),
+      at: now, fromItem: b.item, fromPointers,
+    };
+    await this.send(new PutCommand({ TableName: this.table, Item: rec }));
+    const saved = await this.mutate(into, (m) => {
+      const have = new Set(m.sealed.identities.map((i) => `${i.source}\0${i.sourceUserId}`));
+      const identities = [...m.sealed.identities, ...moved.filter((i) => !have.has(`${i.source}\0${i.sourceUserId}`))];
+      const password = m.sealed.password ?? b.sealed.password;
+      // an account with an argon2id secret keeps no legacy credential
+      const sealed: Sealed = {
+        ...m.sealed,
+        identities: password === undefined ? identities : identities.map(retireLegacy),
+        ...(password !== undefined ? { password } : {}),
+      };
+      return {
+        sealed,
+        patch: {
+          status: identities.length ? computeStatus(identities, !!m.item.pendingReason) : m.item.status,
+          merges: [...(m.item.merges ?? []), mergeId],
+          ptrs: union(m.item.ptrs, fromPointers.filter((p) => p.sk === '_').map((p) => PTR(p.pk, '_')),
+            this.pointerKeys(sealed, into, !!m.item.pendingReason)),
+        },
+      };
+    });
+    for (const p of fromPointers) {
+      if (p.sk === '_') {
+        await this.putPointer({ pk: p.pk, sk: '_', sub: into, ...(p.verified !== undefined ? { verified: p.verified } : {}) }, { expr: '#s = :s', values: { ':s': from } });
+      } else {
+        await this.deletePointer(p.pk, p.sk, from);
+      }
+    }
+    await this.send(new DeleteCommand({
+      TableName: this.table, Key: { pk: `user#${from}`, sk: '_' },
+      ConditionExpression: 'version = :v', ExpressionAttributeValues: { ':v': b.item.version },
+    })).catch((err) => {
+      if (isCondFail(err)) throw new ConcurrentUpdate(`account ${from} changed during the merge; run the merge again`);
+      throw err;
+    });
+    this.cache.delete(from);
+    if (saved) await this.syncLoginPointers(saved);
+    return (await this.getMerge(mergeId))!;
+  }
+
+  async unmerge(mergeId: string): Promise<MergeRecord> {
+    const rec = await this.get<MergeItem>(`merge#${mergeId}`);
+    if (!rec) throw new AccountNotFound(`no merge ${mergeId}`);
+    if (rec.undoneAt) throw new AccountNotFound(`merge ${mergeId} was already undone`);
+    const into = rec.into;
+    let restoredSub: string;
+    if (rec.kind === 'admin') {
+      const fromItem = rec.fromItem;
+      if (!fromItem || !rec.from) throw new AccountNotFound(`merge ${mergeId} has no undo data (erased?)`);
+      const from = rec.from;
+      const fromKey = await this.cache.open(this.keyring, from, fromItem.dk);
+      const fromSealed = open<Sealed>(fromKey, from, fromItem.blob);
+      const saved = await this.mutate(into, (m) => {
+        const identities = m.sealed.identities.filter((i) => i.mergeId !== mergeId);
+        const sealed: Sealed = { ...m.sealed, identities };
+        if (fromSealed.password !== undefined && m.sealed.password === fromSealed.password) delete sealed.password;
+        return { sealed, patch: { status: identities.length ? computeStatus(identities, !!m.item.pendingReason) : m.item.status } };
+      });
+      await this.send(new PutCommand({
+        TableName: this.table, Item: { ...fromItem, version: fromItem.version + 1, updatedAt: new Date().toISOString() },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }));
+      for (const p of rec.fromPointers ?? []) {
+        if (p.sk === '_') {
+          await this.putPointer({ pk: p.pk, sk: '_', sub: from, ...(p.verified !== undefined ? { verified: p.verified } : {}) },
+            { expr: 'attribute_not_exists(pk) OR #s = :s', values: { ':s': into } });
+        } else {
+          await this.putPointer({ pk: p.pk, sk: p.sk, sub: from });
+        }
+      }
+      if (saved) await this.syncLoginPointers(saved);
+      restoredSub = from;
+    } else {
+      const a = await this.load(into);
+      if (!a) throw new AccountNotFound(`no account ${into}`);
+      const ident = a.sealed.identities.find((i) => i.mergeId === mergeId);
+      if (!ident) throw new AccountNotFound(`the identity of merge ${mergeId} is no longer linked to ${into}`);
+      const saved = await this.mutate(into, (m) => {
+        const identities = m.sealed.identities.filter((i) => i.mergeId !== mergeId);
+        return { sealed: { ...m.sealed, identities }, patch: { status: computeStatus(identities, !!m.item.pendingReason) } };
+      });
+      restoredSub = crypto.randomUUID();
+      const srcPk = this.sourcePk(ident.source, ident.sourceUserId);
+      await this.putPointer({ pk: srcPk, sk: '_', sub: restoredSub }, { expr: '#s = :s', values: { ':s': into } });
+      const { mergeId: _m, ...rest } = ident;
+      void _m;
+      await this.createFromIdentity({ ...rest, via: 'import', linkedAt: new Date().toISOString() }, restoredSub, srcPk, HELD_UNMERGED);
+      if (saved) await this.syncLoginPointers(saved);
+    }
+    await this.send(new UpdateCommand({
+      TableName: this.table, Key: { pk: `merge#${mergeId}`, sk: '_' },
+      UpdateExpression: 'SET undoneAt = :t, restoredSub = :r REMOVE fromItem',
+      ConditionExpression: 'attribute_not_exists(undoneAt)',
+      ExpressionAttributeValues: { ':t': new Date().toISOString(), ':r': restoredSub },
+    }));
+    return (await this.getMerge(mergeId))!;
+  }
+
+  // ---- erasure ----
+
+  async erase(sub: string): Promise<boolean> {
+    const item = await this.get<AccountItem>(`user#${sub}`);
+    if (!item) return false;
+    const now = new Date().toISOString();
+    for (const ptr of item.ptrs ?? []) {
+      const { pk, sk } = splitPtr(ptr);
+      if (pk.startsWith('source#')) {
+        // keep a marker (a hash, no data) so a re-import does not bring the person back
+        await this.putPointer({ pk, sk, erased: true }, { expr: '#s = :s', values: { ':s': sub } });
+      } else {
+        await this.deletePointer(pk, sk, sub);
+      }
+    }
+    for (const id of item.merges ?? []) {
+      await this.send(new UpdateCommand({
+        TableName: this.table, Key: { pk: `merge#${id}`, sk: '_' }, UpdateExpression: 'REMOVE fromItem',
+        ConditionExpression: 'attribute_exists(pk)',
+      })).catch((err) => { if (!isCondFail(err)) throw err; });
+    }
+    // the item goes with its wrapped data key: any copy of the blob no longer opens
+    await this.send(new DeleteCommand({ TableName: this.table, Key: { pk: `user#${sub}`, sk: '_' } }));
+    await this.send(new PutCommand({ TableName: this.table, Item: { pk: `erased#${sub}`, sk: '_', sub, erasedAt: now } }));
+    this.cache.delete(sub);
+    return true;
+  }
+
+  // ---- migration status ----
+
+  async migrationStatus(sunset: Record<string, string> = {}): Promise<SourceMigrationStatus[]> {
+    const per = new Map<string, SourceMigrationStatus>();
+    const row = (source: string) => {
+      let r = per.get(source);
+      if (!r) {
+        r = { source, accounts: 0, argon2id: 0, legacy: 0, noPassword: 0 };
+        per.set(source, r);
+      }
+      return r;
+    };
+    for (const i of await this.scanUsers()) {
+      for (const source of i.sources ?? []) {
+        const r = row(source);
+        r.accounts++;
+        if (i.hasPassword) r.argon2id++;
+        else if ((i.legacySources ?? []).length > 0) r.legacy++;
+        else r.noPassword++;
+      }
+      for (const [source, at] of Object.entries(i.lastLegacyLogin ?? {})) {
+        const r = row(source);
+        if (!r.lastLegacyLogin || at > r.lastLegacyLogin) r.lastLegacyLogin = at;
+      }
+    }
+    for (const [source, at] of Object.entries(sunset)) row(source).sunset = at;
+    return [...per.values()].sort((a, b) => a.source.localeCompare(b.source));
+  }
 }

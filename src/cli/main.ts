@@ -11,9 +11,7 @@ import { prepareStorage } from '../server.ts';
 import { openStorage, type Storage } from '../storage/index.ts';
 import { migrate } from '../../migrations/index.ts';
 import { Registry, type ResourceServer } from '../provider/registry.ts';
-import { argon2Hasher } from '../accounts/hasher.ts';
-import { DynamoAccountStore } from '../accounts/dynamo-store.ts';
-import { AccountExists, isValidEmail } from '../accounts/types.ts';
+import { runUsers, USERS_USAGE } from './users.ts';
 import { validateClient, InvalidClient } from './validate-client.ts';
 
 export class UsageError extends Error {}
@@ -23,8 +21,7 @@ const USAGE: Record<string, string> = {
   'clients add': 'idp clients add --id ID (--secret S | --public) --redirect-uri URI [--redirect-uri URI...] [--post-logout-redirect-uri URI] [--grant-types a,b] [--name NAME] [--first-party] [--backchannel-logout-uri URI] [--json]',
   'clients list': 'idp clients list [--json]',
   'clients remove': 'idp clients remove --id ID [--json]',
-  'users add': 'idp users add --email EMAIL --password PASSWORD [--name NAME] [--email-verified] [--json]',
-  'users list': 'idp users list [--json]',
+  ...USERS_USAGE,
   'resources add': 'idp resources add --id URI --scope "a b" [--format jwt|opaque] [--alg RS256|ES256|EdDSA] [--ttl SECONDS] [--json]',
   'resources list': 'idp resources list [--json]',
   'resources remove': 'idp resources remove --id URI [--json]',
@@ -80,6 +77,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
   if (!USAGE[cmd]) throw new UsageError(group ? `unknown command "${cmd.trim()}"\n${usageText()}` : usageText());
   const config = loadConfig(env);
   const out: Out = { json: false, lines: [], data: undefined };
+  if (Object.hasOwn(USERS_USAGE, cmd)) return runUsers(cmd, args, { config, UsageError, withStorage, table });
 
   switch (cmd) {
     case 'migrate': {
@@ -140,33 +138,6 @@ export async function run(argv: string[], env: Record<string, string | undefined
       const removed = await withStorage(config, (s) => new Registry(s).removeClient(id));
       out.data = { client_id: id, removed };
       out.lines.push(removed ? `client ${id} removed` : `no client ${id}`);
-      return out;
-    }
-    case 'users add': {
-      const v = parse(cmd, args, { email: { type: 'string' }, password: { type: 'string' }, name: { type: 'string' }, 'email-verified': { type: 'boolean' } });
-      out.json = !!v.json;
-      const email = need(cmd, v.email, '--email');
-      const password = need(cmd, v.password, '--password');
-      if (!isValidEmail(email)) throw new UsageError(`--email: "${email}" is not a valid e-mail address\nusage: ${USAGE[cmd]}`);
-      const account = await withStorage(config, async (s) => {
-        try {
-          return await new DynamoAccountStore(s, argon2Hasher(config.argon2)).create({ email, password, name: v.name as string | undefined, emailVerified: !!v['email-verified'] });
-        } catch (err) {
-          if (err instanceof AccountExists) throw new UsageError(`an account with e-mail ${email} already exists`);
-          throw err;
-        }
-      });
-      out.data = { sub: account.sub, email: account.email };
-      out.lines.push(`user ${account.sub} created`);
-      return out;
-    }
-    case 'users list': {
-      const v = parse(cmd, args, {});
-      out.json = !!v.json;
-      const users = await withStorage(config, (s) => new DynamoAccountStore(s, argon2Hasher(config.argon2)).list());
-      const safe = users.map(({ passwordHash, ...u }) => ({ ...u, hasPassword: passwordHash !== undefined }));
-      out.data = safe;
-      out.lines.push(...table(safe.map((u) => ({ sub: u.sub, email: u.email, verified: u.emailVerified, name: u.name, status: u.status, created: u.createdAt })), ['sub', 'email', 'verified', 'name', 'status', 'created']));
       return out;
     }
     case 'resources add': {

@@ -18,7 +18,7 @@ export async function validateClient(config: Config, storage: Storage, metadata:
   const provider = new Provider(config.issuer, buildConfiguration({
     config, keyring,
     adapter: createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc }),
-    accounts: new DynamoAccountStore(storage, argon2Hasher(config.argon2)),
+    accounts: new DynamoAccountStore(storage, argon2Hasher(config.argon2), keyring),
     registry: new Registry(storage),
     views: createViews(),
   }));

@@ -31,6 +31,18 @@ export interface Config {
   /** optional JSON file with { clients: [...], resourceServers: [...] } upserted at start */
   seedFile: string | undefined;
   ttl: { accessToken: number; idToken: number; refreshToken: number; session: number; interaction: number; grant: number };
+  /** accounts (docs/accounts.md): legacy-password secrets and sunsets, data-key cache */
+  accounts: AccountsConfig;
+}
+
+export interface AccountsConfig {
+  /** LEGACY_SECRETS_FILE: JSON { hmacKeys, firebase } for legacy schemes (never from an import file) */
+  legacySecretsFile: string | undefined;
+  /** LEGACY_SUNSET "source=YYYY-MM-DD[,...]": from that instant (UTC) a legacy-hash login is refused */
+  legacySunset: Record<string, string>;
+  /** ACCOUNT_KEY_CACHE_SIZE / ACCOUNT_KEY_CACHE_SECONDS: opened data keys kept in memory */
+  dataKeyCacheSize: number;
+  dataKeyCacheSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -133,5 +145,23 @@ export function loadConfig(env: Env = process.env): Config {
       interaction: int(env, 'INTERACTION_TTL', 3600, 60, 86400),
       grant: int(env, 'GRANT_TTL', 14 * 86400, 300, 365 * 86400),
     },
+    accounts: accountsConfig(env),
+  };
+}
+
+function accountsConfig(env: Env): AccountsConfig {
+  const legacySunset: Record<string, string> = {};
+  for (const part of str(env, 'LEGACY_SUNSET', '').split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})=(\d{4}-\d{2}-\d{2}(?:T[\d:.]+Z)?)$/.exec(part);
+    if (!m || Number.isNaN(Date.parse(m[2]))) {
+      throw new ConfigError(`LEGACY_SUNSET must be source=YYYY-MM-DD pairs separated by commas, got "${part}"`);
+    }
+    legacySunset[m[1]] = new Date(m[2].length === 10 ? `${m[2]}T00:00:00Z` : m[2]).toISOString();
+  }
+  return {
+    legacySecretsFile: env.LEGACY_SECRETS_FILE ? path.resolve(env.LEGACY_SECRETS_FILE) : undefined,
+    legacySunset,
+    dataKeyCacheSize: int(env, 'ACCOUNT_KEY_CACHE_SIZE', 10_000, 0, 1_000_000),
+    dataKeyCacheSeconds: int(env, 'ACCOUNT_KEY_CACHE_SECONDS', 600, 1, 86400),
   };
 }

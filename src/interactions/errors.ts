@@ -27,6 +27,20 @@ export class LoginFailed extends Error {
   }
 }
 
+/**
+ * The legacy password matched, but its source's sunset has passed: the user
+ * must reset the password. Shown only after a match, so it tells nothing to
+ * someone who does not know the password.
+ */
+export class LegacyPasswordRetired extends LoginFailed {
+  override name = 'LegacyPasswordRetired';
+  static readonly RETIRED_MESSAGE = 'This password can no longer be used to sign in. Please reset your password to continue.';
+  constructor() {
+    super();
+    this.message = LegacyPasswordRetired.RETIRED_MESSAGE;
+  }
+}
+
 /** A prompt we do not handle at this route. */
 export class UnexpectedPrompt extends InteractionError {
   override name = 'UnexpectedPrompt';

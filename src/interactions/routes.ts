@@ -114,7 +114,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
     } catch (err) {
       if (!(err instanceof LoginFailed)) throw err;
       ctx.status = 401;
-      await renderLogin(ctx, details, { login: typeof fields.login === 'string' ? fields.login : '', error: LoginFailed.MESSAGE });
+      await renderLogin(ctx, details, { login: typeof fields.login === 'string' ? fields.login : '', error: err.message });
     }
   });
 

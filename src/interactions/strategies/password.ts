@@ -1,17 +1,56 @@
-// Password strategy: identifier + password against the account's argon2id
-// secret. An unknown identifier still costs one argon2 verify (dummyVerify),
-// and every failure is the same LoginFailed, so neither the message nor the
-// time tells whether an account exists.
+// Password strategy: identifier (e-mail or E.164 phone) + password.
+//
+// An account with an argon2id secret is checked against it. An imported
+// account without one is checked against the legacy credentials of its
+// linked, verified source identities; on a match the password becomes its
+// argon2id secret and every legacy credential of the account is deleted, in
+// ONE conditional write on the account's version (completeLegacyLogin), so two
+// concurrent logins cannot leave two different secrets. Then a
+// `password.migrated` event names the source and scheme (never the password).
+//
+// An unknown identifier still costs one argon2 verify (dummyVerify), and every
+// failure is the same LoginFailed, so neither the message nor the time tells
+// whether an account exists. The one other message, LegacyPasswordRetired
+// (the source's sunset has passed), is shown only after the legacy hash matched.
 import type { Context } from 'koa';
-import type { AccountStore } from '../../accounts/types.ts';
+import type { Logger } from 'pino';
+import { ConcurrentUpdate, type Account, type AccountStore } from '../../accounts/types.ts';
 import type { PasswordHasher } from '../../accounts/hasher.ts';
-import { LoginFailed } from '../errors.ts';
+import { sunsetPassed } from '../../accounts/legacy-config.ts';
+import { detectScheme, needsRehash, verifyLegacy, type Argon2Params, type LegacySecrets } from '../../passwords/index.ts';
+import { LegacyPasswordRetired, LoginFailed } from '../errors.ts';
 import type { Authenticated, LoginStrategy } from './types.ts';
 
 const MAX_LOGIN = 320;
 const MAX_PASSWORD = 1024;
 
-export function passwordStrategy(accounts: AccountStore, hasher: PasswordHasher): LoginStrategy {
+export interface PasswordStrategyOptions {
+  /** HMAC keys and Firebase parameters of legacy schemes (LEGACY_SECRETS_FILE) */
+  legacySecrets?: LegacySecrets;
+  /** source -> ISO instant from which its legacy hashes no longer sign in (LEGACY_SUNSET) */
+  sunset?: Record<string, string>;
+  /** our argon2id parameters: a secret with others is re-hashed at login */
+  argon2?: Argon2Params;
+  log?: Logger;
+  /** the events seam, when there is one: password.migrated goes there (it logs the line too) */
+  events?: { emit(type: string, fields: { sub?: string; data?: Record<string, unknown> }): unknown };
+}
+
+export function passwordStrategy(accounts: AccountStore, hasher: PasswordHasher, opts: PasswordStrategyOptions = {}): LoginStrategy {
+  const secrets = opts.legacySecrets ?? {};
+
+  async function withArgon2(account: Account, hash: string, password: string): Promise<Authenticated> {
+    const ok = await hasher.verify(hash, password);
+    if (!ok || account.status !== 'active') throw new LoginFailed();
+    if (opts.argon2 && needsRehash(hash, opts.argon2)) {
+      // costs changed since this hash was made: best effort, a concurrent change wins
+      await accounts.setPassword(account, await hasher.hash(password)).catch((err) => {
+        if (!(err instanceof ConcurrentUpdate)) throw err;
+      });
+    }
+    return { accountId: account.sub, amr: ['pwd'] };
+  }
+
   return {
     id: 'password',
     async authenticate(_ctx: Context, form): Promise<Authenticated> {
@@ -22,12 +61,42 @@ export function passwordStrategy(accounts: AccountStore, hasher: PasswordHasher)
         throw new LoginFailed();
       }
       const account = await accounts.findByLogin(login);
-      if (!account?.passwordHash) {
+      if (!account) {
         await hasher.dummyVerify(password);
         throw new LoginFailed();
       }
-      const ok = await hasher.verify(account.passwordHash, password);
-      if (!ok || account.status !== 'active') throw new LoginFailed();
+      if (account.passwordHash) return withArgon2(account, account.passwordHash, password);
+
+      const candidates = account.identities.filter((i) => i.verifiedLink && i.legacy);
+      if (candidates.length === 0) {
+        await hasher.dummyVerify(password);
+        throw new LoginFailed();
+      }
+      let match: (typeof candidates)[number] | undefined;
+      for (const c of candidates) {
+        if (await verifyLegacy(c.legacy!, password, secrets)) {
+          match = c;
+          break;
+        }
+      }
+      if (!match || account.status !== 'active') throw new LoginFailed();
+      if (sunsetPassed(opts.sunset ?? {}, match.source)) throw new LegacyPasswordRetired();
+
+      const scheme = match.legacy!.scheme ?? detectScheme(match.legacy!.hash) ?? 'unknown';
+      try {
+        await accounts.completeLegacyLogin(account, await hasher.hash(password), { source: match.source, scheme });
+      } catch (err) {
+        if (!(err instanceof ConcurrentUpdate)) throw err;
+        // a concurrent login changed the account first: whatever secret it stored decides
+        const now = await accounts.findBySub(account.sub);
+        if (!now?.passwordHash) throw new LoginFailed();
+        return withArgon2(now, now.passwordHash, password);
+      }
+      if (opts.events) {
+        opts.events.emit('password.migrated', { sub: account.sub, data: { source: match.source, scheme } });
+      } else {
+        opts.log?.info({ event: 'password.migrated', sub: account.sub, source: match.source, scheme }, 'legacy password replaced by argon2id');
+      }
       return { accountId: account.sub, amr: ['pwd'] };
     },
   };

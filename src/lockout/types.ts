@@ -1,0 +1,35 @@
+// The lockout seam: every place that checks a secret (password, MFA code,
+// unlock or reset code) asks the guard first and reports the outcome. The
+// lockout capability implements it; `openGuard` lets everything through.
+export type AttemptKind = 'password' | 'mfa' | 'unlock' | 'reset';
+
+export interface Attempt {
+  kind: AttemptKind;
+  /** client IP (from the socket, or X-Forwarded-For behind TRUST_PROXY_HOPS) */
+  ip: string;
+  /** the identifier as typed (e-mail or phone); counters key on its blind index, never the text */
+  login?: string;
+  /** the account, once known */
+  accountId?: string;
+  /** the device token of this browser (src/interactions/device.ts), if any */
+  deviceId?: string;
+}
+
+export type Decision =
+  | { allowed: true }
+  | { allowed: false; reason: string; retryAfterSeconds: number };
+
+export interface LoginGuard {
+  /** before the secret is checked (and before any hash runs) */
+  check(a: Attempt): Promise<Decision>;
+  /** after a wrong secret; the returned decision says whether this failure locked */
+  failed(a: Attempt): Promise<Decision>;
+  /** after a right secret */
+  succeeded(a: Attempt): Promise<void>;
+}
+
+export const openGuard: LoginGuard = {
+  check: async () => ({ allowed: true }),
+  failed: async () => ({ allowed: true }),
+  succeeded: async () => {},
+};
