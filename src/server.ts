@@ -8,7 +8,8 @@ import type { Config } from './config/index.ts';
 import { createLogger, type Logger } from './logging/index.ts';
 import { openStorage, type Storage } from './storage/index.ts';
 import { migrate, currentVersion, LATEST_VERSION } from '../migrations/index.ts';
-import { openKeyring } from './keys/index.ts';
+import { startKeyring } from './keys/startup.ts';
+import { startKeyRefresh } from './keys/refresh.ts';
 import type { Keyring } from './keys/types.ts';
 import { argon2Hasher } from './accounts/hasher.ts';
 import { DynamoAccountStore } from './accounts/dynamo-store.ts';
@@ -57,7 +58,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
   const log = opts.log ?? createLogger(config.logLevel);
   const storage = await prepareStorage(config, log, 'server');
   try {
-    const keyring = await openKeyring(config, storage);
+    const keyring = await startKeyring(config, storage, log);
     const hasher = argon2Hasher(config.argon2);
     const accounts = new DynamoAccountStore(storage, hasher, keyring, {
       dataKeyCache: { maxEntries: config.accounts.dataKeyCacheSize, maxAgeMs: config.accounts.dataKeyCacheSeconds * 1000 },
@@ -97,11 +98,21 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const url = `http://127.0.0.1:${port}`;
     log.info({ url, issuer: config.issuer, storage: config.dynamodbEndpoint ? 'dynamodb' : 'embedded dynalite', keys: keyring.mode }, 'idp listening');
 
+    // rotation without a restart: follow the keys table; on a change, rebuild the provider and app.keys
+    const keysRefresh = startKeyRefresh({
+      keyring, log, intervalMs: config.keys.refreshSeconds * 1000,
+      onChange: () => {
+        host.rebuild();
+        app.keys = keyring.cookieKeys();
+      },
+    });
+
     let closing: Promise<void> | undefined;
     return {
       url, server, storage, keyring, host, log, events, messages,
       close() {
         closing ??= (async () => {
+          keysRefresh.stop();
           // stop accepting, let in-flight requests finish, then drop idle keep-alive sockets
           const done = new Promise<void>((resolve) => server.close(() => resolve()));
           server.closeIdleConnections();
@@ -109,6 +120,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
           await done;
           clearTimeout(force);
           await Promise.all([events.close(), messages.close()]);
+          keyring.close();
           await storage.close();
         })();
         return closing;

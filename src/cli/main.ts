@@ -13,6 +13,7 @@ import { migrate } from '../../migrations/index.ts';
 import { Registry, type ResourceServer } from '../provider/registry.ts';
 import { runUsers, USERS_USAGE } from './users.ts';
 import { validateClient, InvalidClient } from './validate-client.ts';
+import { KEYS_USAGE, keysCommand } from './keys.ts';
 
 export class UsageError extends Error {}
 
@@ -25,6 +26,7 @@ const USAGE: Record<string, string> = {
   'resources add': 'idp resources add --id URI --scope "a b" [--format jwt|opaque] [--alg RS256|ES256|EdDSA] [--ttl SECONDS] [--json]',
   'resources list': 'idp resources list [--json]',
   'resources remove': 'idp resources remove --id URI [--json]',
+  ...KEYS_USAGE,
 };
 
 function usageText(): string {
@@ -179,6 +181,9 @@ export async function run(argv: string[], env: Record<string, string | undefined
       out.lines.push(removed ? `resource server ${id} removed` : `no resource server ${id}`);
       return out;
     }
+    case 'keys list':
+    case 'keys rotate':
+      return keysCommand(cmd, args, config, { parse, withStorage, table, usage: (c, m) => new UsageError(`${m}\nusage: ${USAGE[c]}`) });
   }
   throw new UsageError(usageText());
 }

@@ -27,5 +27,7 @@ export async function validateClient(config: Config, storage: Storage, metadata:
   } catch (err) {
     const e = err as { error?: string; error_description?: string; message: string };
     throw new InvalidClient(`invalid client: ${e.error_description ?? e.message}`);
+  } finally {
+    keyring.close();
   }
 }

@@ -25,7 +25,23 @@ export interface Config {
   /** cookies get the Secure flag; defaults to true when the issuer is https */
   secureCookies: boolean;
   argon2: { memoryKiB: number; timeCost: number; parallelism: number };
-  keys: { mode: KeysMode; kmsKeyId: string | undefined; kmsEndpoint: string | undefined };
+  keys: {
+    mode: KeysMode;
+    kmsKeyId: string | undefined;
+    kmsEndpoint: string | undefined;
+    /** KMS unreachable at start: `fail` (exit non-zero) or `wait` (listen, /readyz 503, retry) */
+    kmsStartup: 'fail' | 'wait';
+    /** per-request KMS timeout */
+    kmsTimeoutMs: number;
+    /** a `next` key is published this long before it signs */
+    prepublishSeconds: number;
+    /** an active key is replaced after this long (0: only by `idp keys rotate`) */
+    maxAgeSeconds: number;
+    /** every instance re-reads the keys table this often */
+    refreshSeconds: number;
+    /** extra time a retired key stays published after its last token expired */
+    removeGraceSeconds: number;
+  };
   events: { sink: 'file' | 'sqs' | 'none'; sqsQueueUrl: string | undefined; sqsEndpoint: string | undefined };
   messages: { sender: 'outbox' | 'sqs'; queueUrl: string | undefined };
   /** optional JSON file with { clients: [...], resourceServers: [...] } upserted at start */
@@ -126,7 +142,15 @@ export function loadConfig(env: Env = process.env): Config {
       timeCost: int(env, 'ARGON2_TIME_COST', 2, 1, 100),
       parallelism: int(env, 'ARGON2_PARALLELISM', 1, 1, 16),
     },
-    keys: { mode: keysMode, kmsKeyId, kmsEndpoint: url(env, 'KMS_ENDPOINT', undefined) },
+    keys: {
+      mode: keysMode, kmsKeyId, kmsEndpoint: url(env, 'KMS_ENDPOINT', undefined),
+      kmsStartup: oneOf(env, 'KMS_STARTUP', 'fail', ['fail', 'wait'] as const),
+      kmsTimeoutMs: int(env, 'KMS_TIMEOUT_MS', 2000, 50, 60_000),
+      prepublishSeconds: int(env, 'KEY_PREPUBLISH_SECONDS', 86400, 0, 365 * 86400),
+      maxAgeSeconds: int(env, 'KEY_MAX_AGE_SECONDS', 90 * 86400, 0, 10 * 365 * 86400),
+      refreshSeconds: int(env, 'KEYS_REFRESH_SECONDS', 60, 1, 86400),
+      removeGraceSeconds: int(env, 'KEY_REMOVE_GRACE_SECONDS', 300, 0, 30 * 86400),
+    },
     events: {
       sink: oneOf(env, 'EVENTS_SINK', 'file', ['file', 'sqs', 'none'] as const),
       sqsQueueUrl: url(env, 'SQS_QUEUE_URL', undefined),
@@ -138,8 +162,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     seedFile: env.SEED_FILE ? path.resolve(env.SEED_FILE) : undefined,
     ttl: {
-      accessToken: int(env, 'ACCESS_TOKEN_TTL', 3600, 60, 86400),
-      idToken: int(env, 'ID_TOKEN_TTL', 3600, 60, 86400),
+      accessToken: int(env, 'ACCESS_TOKEN_TTL', 3600, 5, 86400),
+      idToken: int(env, 'ID_TOKEN_TTL', 3600, 5, 86400),
       refreshToken: int(env, 'REFRESH_TOKEN_TTL', 14 * 86400, 300, 365 * 86400),
       session: int(env, 'SESSION_TTL', 14 * 86400, 300, 365 * 86400),
       interaction: int(env, 'INTERACTION_TTL', 3600, 60, 86400),

@@ -1,33 +1,35 @@
-// The `local` keyring: the master key file wraps every stored secret.
-// On first start it creates one active signing key per algorithm and two
-// cookie keys, so that tokens and sessions survive a restart.
-import type { JWK } from 'jose';
+// The `local` keyring: the master key file (DATA_DIR/master.key, 0600) wraps
+// every stored secret with AES-256-GCM. Signing keys are generated here and
+// stored as wrapped private JWKs. On first start it creates one active signing
+// key per algorithm, a cookie key and the blind-index key, so that tokens and
+// sessions survive a restart; rotation is ManagedKeyring's.
+import crypto from 'node:crypto';
 import type { Storage } from '../storage/index.ts';
+import { createLogger, type Logger } from '../logging/index.ts';
 import { loadOrCreateMasterKey, openLocal, sealLocal } from './master-key.ts';
 import { KeyStore } from './store.ts';
-import { generateCookieKey, generateSigningJwk } from './generate.ts';
-import crypto from 'node:crypto';
-import type { DataKey, Keyring, SigningAlg, SigningKeyRecord } from './types.ts';
+import { ManagedKeyring, type KeyPolicy, type SecretWrapper } from './managed.ts';
+import { WrappedJwkSigning } from './wrapped-signing.ts';
+import type { DataKey, SigningAlg } from './types.ts';
+
+export { publicJwkOf } from './wrapped-signing.ts';
 
 export const SIGNING_ALGS: SigningAlg[] = ['RS256', 'ES256', 'EdDSA'];
 
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+/** rotation defaults when no configuration is given (the CLI and tests pass the configured policy) */
+export const DEFAULT_POLICY: KeyPolicy = {
+  prepublishSeconds: 86400,
+  maxAgeSeconds: 90 * 86400,
+  refreshSeconds: 60,
+  removeGraceSeconds: 300,
+  tokenLifetimeSeconds: async () => 86400,
+  cookieLifetimeSeconds: 14 * 86400,
+};
 
-export function publicJwkOf(jwk: JWK): JWK {
-  return Object.fromEntries(Object.entries(jwk).filter(([name]) => !PRIVATE_MEMBERS.includes(name))) as JWK;
-}
-
-export class LocalKeyring implements Keyring {
-  readonly mode = 'local';
+export class LocalWrapper implements SecretWrapper {
   private readonly master: Buffer;
-  private readonly store: KeyStore;
-  private signing: SigningKeyRecord[] = [];
-  private cookies: string[] = [];
-  private indexKey: Buffer | undefined;
-
-  constructor(storage: Storage, dataDir: string) {
-    this.master = loadOrCreateMasterKey(dataDir);
-    this.store = new KeyStore(storage);
+  constructor(master: Buffer) {
+    this.master = master;
   }
 
   async wrap(plaintext: Buffer, context: string): Promise<string> {
@@ -40,68 +42,22 @@ export class LocalKeyring implements Keyring {
 
   async newDataKey(context: string): Promise<DataKey> {
     const plaintext = crypto.randomBytes(32);
-    return { plaintext, wrapped: await this.wrap(plaintext, `data:${context}`) };
+    return { plaintext, wrapped: sealLocal(this.master, plaintext, `data:${context}`) };
   }
 
   async openDataKey(wrapped: string, context: string): Promise<Buffer> {
-    return this.unwrap(wrapped, `data:${context}`);
+    return openLocal(this.master, wrapped, `data:${context}`);
   }
+}
 
-  blindIndexKey(): Buffer {
-    if (!this.indexKey) throw new Error('keyring not initialised');
-    return this.indexKey;
-  }
-
-  /** Create what is missing (under a lock), then load everything into memory. */
-  async init(): Promise<this> {
-    const complete = async () => {
-      const [s, c] = await Promise.all([this.store.signingKeys(), this.store.cookieKeys()]);
-      return SIGNING_ALGS.every((alg) => s.some((k) => k.alg === alg && k.state === 'active')) && c.length > 0
-        && (await this.store.secret('blind-index')) !== undefined;
-    };
-    if (!(await complete())) {
-      await this.store.withLock('bootstrap', async () => {
-        const existing = await this.store.signingKeys();
-        for (const alg of SIGNING_ALGS) {
-          if (existing.some((k) => k.alg === alg && k.state === 'active')) continue;
-          const jwk = await generateSigningJwk(alg);
-          await this.store.putSigningKey({
-            kid: jwk.kid!, alg, state: 'active', createdAt: new Date().toISOString(),
-            wrapped: await this.wrap(Buffer.from(JSON.stringify(jwk)), `signing:${jwk.kid}`),
-            publicJwk: publicJwkOf(jwk),
-          });
-        }
-        if (!(await this.store.secret('blind-index'))) {
-          await this.store.putSecret('blind-index', await this.wrap(crypto.randomBytes(32), 'secret:blind-index'));
-        }
-        if ((await this.store.cookieKeys()).length === 0) {
-          const id = new Date().toISOString();
-          await this.store.putCookieKey({ id, createdAt: id, wrapped: await this.wrap(Buffer.from(generateCookieKey()), `cookie:${id}`) });
-        }
-      });
-    }
-    await this.reload();
-    return this;
-  }
-
-  async reload(): Promise<void> {
-    const [s, c] = await Promise.all([this.store.signingKeys(), this.store.cookieKeys()]);
-    const order = { active: 0, next: 1, retired: 2 } as const;
-    this.signing = await Promise.all(s.sort((a, b) => order[a.state] - order[b.state] || b.createdAt.localeCompare(a.createdAt)).map(async (k) => ({
-      kid: k.kid, alg: k.alg, state: k.state, createdAt: k.createdAt,
-      jwk: JSON.parse((await this.unwrap(k.wrapped, `signing:${k.kid}`)).toString()) as JWK,
-    })));
-    const idx = await this.store.secret('blind-index');
-    this.indexKey = idx ? await this.unwrap(idx, 'secret:blind-index') : undefined;
-    this.cookies = await Promise.all(c.sort((a, b) => b.createdAt.localeCompare(a.createdAt))
-      .map(async (k) => (await this.unwrap(k.wrapped, `cookie:${k.id}`)).toString()));
-  }
-
-  signingJwks(): JWK[] {
-    return this.signing.map((k) => k.jwk);
-  }
-
-  cookieKeys(): string[] {
-    return this.cookies;
+export class LocalKeyring extends ManagedKeyring {
+  constructor(storage: Storage, dataDir: string, opts: { policy?: KeyPolicy; log?: Logger } = {}) {
+    const wrapper = new LocalWrapper(loadOrCreateMasterKey(dataDir));
+    super({
+      mode: 'local', store: new KeyStore(storage), wrapper,
+      backend: new WrappedJwkSigning(wrapper, SIGNING_ALGS),
+      policy: opts.policy ?? DEFAULT_POLICY,
+      log: opts.log ?? createLogger('silent'),
+    });
   }
 }

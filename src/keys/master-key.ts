@@ -36,13 +36,13 @@ export function sealLocal(master: Buffer, plaintext: Buffer, context: string): s
 
 export function openLocal(master: Buffer, sealed: string, context: string): Buffer {
   const [v, iv, ct, tag] = sealed.split('.');
-  if (v !== VERSION || !iv || !ct || !tag) throw new KeyIntegrityError(`wrapped secret for ${context} is malformed`);
+  if (v !== VERSION || !iv || !ct || !tag) throw new KeyIntegrityError(`wrapped secret for ${context} is malformed`, context);
   try {
     const decipher = crypto.createDecipheriv('aes-256-gcm', master, Buffer.from(iv, 'base64url'));
     decipher.setAAD(Buffer.from(context));
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
     return Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]);
   } catch {
-    throw new KeyIntegrityError(`wrapped secret for ${context} failed authentication (tampered or wrong master key)`);
+    throw new KeyIntegrityError(`wrapped secret for ${context} failed authentication (tampered or wrong master key)`, context);
   }
 }

@@ -92,6 +92,8 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
     },
     features: {
       devInteractions: { enabled: false },
+      // kms-sign: the signing keys are ExternalSigningKey instances (private half in KMS)
+      ...(keyring.external ? { externalSigningSupport: { enabled: true, ack: 'experimental-01' } } : {}),
       // A public client may only introspect or revoke its own tokens; a
       // confidential client (an API checking bearer tokens) may introspect any.
       introspection: {
