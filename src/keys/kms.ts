@@ -53,7 +53,8 @@ export function createKmsClient(opts: KmsOptions): KMSClient {
     ...(local ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
     // one retry: a token request must not wait long on KMS
     maxAttempts: 2,
-    requestHandler: { connectionTimeout: Math.min(opts.timeoutMs, 1000), requestTimeout: opts.timeoutMs },
+    // without throwOnRequestTimeout the SDK only warns when requestTimeout passes, and keeps waiting
+    requestHandler: { connectionTimeout: Math.min(opts.timeoutMs, 1000), requestTimeout: opts.timeoutMs, throwOnRequestTimeout: true },
   });
 }
 

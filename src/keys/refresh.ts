@@ -28,6 +28,8 @@ export function startKeyRefresh(opts: { keyring: Keyring; intervalMs: number; lo
   let running: Promise<void> | undefined;
   let stopped = false;
   let failing = false;
+  /** a reload whose onChange threw: call it again next time */
+  let pending = false;
 
   const schedule = () => {
     if (stopped) return;
@@ -43,8 +45,10 @@ export function startKeyRefresh(opts: { keyring: Keyring; intervalMs: number; lo
       log.error({ event: 'keys.maintain_failed', err: describeError(err) }, 'key rotation step failed; will retry');
     }
     try {
-      if (await keyring.reload()) {
+      if ((await keyring.reload()) || pending) {
+        pending = true;
         opts.onChange();
+        pending = false;
         log.info({ event: 'keys.reloaded', keys: keyring.keys().map((k) => ({ kind: k.kind, kid: k.kid, alg: k.alg, state: k.state })) }, 'key set changed; provider rebuilt');
       }
       if (failing) log.info({ event: 'keys.refresh_recovered' }, 'keys refresh works again');

@@ -17,7 +17,8 @@ function notReadyServer(config: Config, reason: () => string): Promise<http.Serv
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const send = (status: number, body: object) => {
-      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...(status === 503 ? { 'retry-after': '5' } : {}) });
+      // connection: close, so that no client keeps a pooled connection to this interim listener
+      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', connection: 'close', ...(status === 503 ? { 'retry-after': '5' } : {}) });
       res.end(JSON.stringify(body));
     };
     if (path === '/healthz') send(200, { status: 'ok' });

@@ -128,6 +128,10 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
             throw err instanceof StorageUnavailable ? new ServiceUnavailable(undefined, { cause: err }) : err;
           }
           if (!rs) throw new errors.InvalidTarget();
+          // kms-sign has no EdDSA key: refuse clearly rather than fail inside the signer
+          if (rs.accessTokenFormat === 'jwt' && !keyring.algs.includes(rs.jwtAlg ?? 'ES256')) {
+            throw new errors.InvalidTarget(`this resource server's tokens are signed with ${rs.jwtAlg}, which KEYS_MODE=${keyring.mode} does not offer`);
+          }
           return {
             scope: rs.scope,
             audience: rs.audience ?? rs.id,
