@@ -1,6 +1,8 @@
-// The keyring seam. One interface, several implementations chosen by
-// KEYS_MODE: `local` (a master key file in DATA_DIR wraps everything stored in
-// DynamoDB); the KMS modes attach here too.
+// The keyring seam. One interface, implementations chosen by KEYS_MODE
+// (src/keys/index.ts, docs/keys.md): `local` (a master key file in DATA_DIR
+// wraps everything stored in DynamoDB), `kms-envelope` (AWS KMS data keys wrap
+// it) and `kms-sign` (signing keys are asymmetric KMS keys; the rest as
+// kms-envelope). All share ManagedKeyring (managed.ts): rotation, reloading.
 import type { JWK } from 'jose';
 import type { ExternalSigningKey } from 'oidc-provider';
 
