@@ -184,6 +184,26 @@ describe('KMS faults', function () {
       expect((await tokenRequest(idp)).status).to.equal(200);
     });
 
+    it('a key record pointed at another KMS key is refused, naming the kid (the public key must match the kid)', async () => {
+      const es = idp.keyring.keys().find((k) => k.alg === 'ES256' && k.state === 'active')!;
+      const other = await kms.createKey('ECC_NIST_P256');
+      const set = (v: string) => idp.storage.doc.send(new UpdateCommand({
+        TableName: idp.storage.tables.keys, Key: { pk: 'signing', sk: es.kid },
+        UpdateExpression: 'SET #k = :k', ExpressionAttributeNames: { '#k': 'kmsKeyId' }, ExpressionAttributeValues: { ':k': v },
+      }));
+      await set(other.arn);
+      try {
+        const err = await rejection(openKeyring(idp.config, idp.storage));
+        expect(err).to.be.instanceOf(KeyIntegrityError);
+        expect(err.message).to.contain(es.kid).and.contain(other.arn);
+        await eventually(async () => logEvents(idp, 'keys.integrity').some((e) => e.ref === `signing:${es.kid}`), 5000, 'the integrity event of the running server');
+        // the running server goes on signing with the key it verified at load
+        expect(kidOf((await tokenRequest(idp)).body.access_token)).to.equal(es.kid);
+      } finally {
+        await set(es.kmsKeyId!);
+      }
+    });
+
     it('a rotation that fails half-way publishes nothing (the record is written only once the KMS key and its public key exist)', async () => {
       const before = (await idp.keyring.describe()).map((k) => k.kid).sort();
       const jwksBefore = (await jwks(idp)).map((k) => k.kid).sort();
