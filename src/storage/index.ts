@@ -27,7 +27,8 @@ export function makeClient(endpoint: string | undefined, region: string): Dynamo
     // emulators accept any credentials; real DynamoDB uses the default chain
     ...(local ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
     maxAttempts: 2,
-    requestHandler: { connectionTimeout: 1000, requestTimeout: 5000 },
+    // without throwOnRequestTimeout the SDK only warns when requestTimeout passes, and keeps waiting
+    requestHandler: { connectionTimeout: 1000, requestTimeout: 5000, throwOnRequestTimeout: true },
   });
   return client;
 }
