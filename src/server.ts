@@ -24,6 +24,7 @@ import { passwordStrategy } from './interactions/strategies/password.ts';
 import { applySeedFile } from './provider/seed.ts';
 import { createEvents, type Events } from './events/index.ts';
 import { createMessageSender, type MessageSender } from './events/messages.ts';
+import { createLockout, meteredHasher, type Lockout } from './lockout/index.ts';
 
 export interface RunningServer {
   url: string;
@@ -34,6 +35,8 @@ export interface RunningServer {
   log: Logger;
   events: Events;
   messages: MessageSender;
+  /** lockout guard, password policy, self-service pages; hashCalls counts argon2 calls */
+  lockout: Lockout;
   close(): Promise<void>;
 }
 
@@ -59,7 +62,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
   const storage = await prepareStorage(config, log, 'server');
   try {
     const keyring = await startKeyring(config, storage, log);
-    const hasher = argon2Hasher(config.argon2);
+    const hasher = meteredHasher(argon2Hasher(config.argon2));
     const accounts = new DynamoAccountStore(storage, hasher, keyring, {
       dataKeyCache: { maxEntries: config.accounts.dataKeyCacheSize, maxAgeMs: config.accounts.dataKeyCacheSeconds * 1000 },
     });
@@ -71,6 +74,11 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const adapter = createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc });
     const host = new ProviderHost({ config, adapter, accounts, keyring, registry, views }, log);
 
+    const password = passwordStrategy(accounts, hasher, {
+      legacySecrets: loadLegacySecrets(config), sunset: config.accounts.legacySunset, argon2: config.argon2, log, events,
+    });
+    const lockout = createLockout({ config, storage, keyring, accounts, hasher, events, messages, log, views, provider: () => host.provider, strategy: password });
+
     const app = createApp({
       log, views,
       cookieKeys: keyring.cookieKeys(),
@@ -80,11 +88,10 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
       },
       routers: [interactionRouter({
         provider: () => host.provider, views, accounts,
-        strategies: [passwordStrategy(accounts, hasher, {
-          legacySecrets: loadLegacySecrets(config), sunset: config.accounts.legacySunset, argon2: config.argon2, log, events,
-        })],
+        strategies: [password],
         secureCookies: config.secureCookies,
-      })],
+        guard: lockout.guard, loginExtras: lockout.loginExtras,
+      }), lockout.router],
       provider: host.middleware(),
     });
 
@@ -109,7 +116,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
 
     let closing: Promise<void> | undefined;
     return {
-      url, server, storage, keyring, host, log, events, messages,
+      url, server, storage, keyring, host, log, events, messages, lockout,
       close() {
         closing ??= (async () => {
           keysRefresh.stop();

@@ -311,6 +311,26 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
     return this.view(await this.save(l, { ...l.sealed, password: argon2Hash }));
   }
 
+  async passwordHistory(sub: string): Promise<string[]> {
+    return (await this.load(sub))?.sealed.passwordHistory ?? [];
+  }
+
+  async changePassword(sub: string, argon2Hash: string, opts: { keepHistory: number; expectedVersion?: number }): Promise<Account> {
+    const l = await this.mutate(sub, (cur) => {
+      if (opts.expectedVersion !== undefined && cur.item.version !== opts.expectedVersion) {
+        throw new ConcurrentUpdate(`account ${sub} changed concurrently (version ${opts.expectedVersion})`);
+      }
+      const previous = [...(cur.sealed.password ? [cur.sealed.password] : []), ...(cur.sealed.passwordHistory ?? [])];
+      return {
+        sealed: {
+          ...cur.sealed, password: argon2Hash, passwordHistory: previous.slice(0, Math.max(0, opts.keepHistory)),
+          passwordChangedAt: new Date().toISOString(), identities: cur.sealed.identities.map(retireLegacy),
+        },
+      };
+    });
+    return this.view(l!);
+  }
+
   async completeLegacyLogin(account: Account, argon2Hash: string, used: { source: string; scheme: string }): Promise<Account> {
     const l = await this.exactly(account);
     if (l.sealed.password !== undefined) throw new ConcurrentUpdate(`account ${account.sub} already has a password`);

@@ -18,6 +18,10 @@ export interface Sealed {
   identities: LinkedIdentity[];
   /** argon2id PHC string */
   password?: string;
+  /** earlier argon2id secrets, newest first (password history) */
+  passwordHistory?: string[];
+  /** when changePassword last set `password` */
+  passwordChangedAt?: string;
 }
 
 /** The plaintext attributes of an account item (no personal data). */
@@ -113,6 +117,7 @@ export function toAccount(item: AccountItem, sealed: Sealed): Account {
     ...(item.pendingReason ? { pendingReason: item.pendingReason } : {}),
     ...eff,
     passwordHash: sealed.password,
+    ...(sealed.passwordChangedAt ? { passwordChangedAt: sealed.passwordChangedAt } : {}),
     identities: sealed.identities,
     merges: item.merges ?? [],
     version: item.version,

@@ -60,6 +60,8 @@ export interface Account {
   provenance: Record<string, string>;
   /** argon2id PHC string of the password we set */
   passwordHash?: string;
+  /** when a change or reset last set the password (absent: set at creation or first login) */
+  passwordChangedAt?: string;
   identities: LinkedIdentity[];
   /** ids of merge records that touched this account */
   merges: string[];
@@ -156,6 +158,15 @@ export interface AccountStore {
    * of the account and record the legacy login of `used.source`.
    */
   completeLegacyLogin(account: Account, argon2Hash: string, used: { source: string; scheme: string }): Promise<Account>;
+  /** the argon2id secrets before the current one, newest first (the password policy refuses them) */
+  passwordHistory(sub: string): Promise<string[]>;
+  /**
+   * A password change or reset (src/lockout/self-service.ts): the current
+   * secret moves into the history (the newest `keepHistory` are kept), legacy
+   * credentials are retired, passwordChangedAt is stamped. With
+   * expectedVersion, conditional on it (throws ConcurrentUpdate).
+   */
+  changePassword(sub: string, argon2Hash: string, opts: { keepHistory: number; expectedVersion?: number }): Promise<Account>;
 }
 
 /** Operator capabilities beside the login path (CLI). */

@@ -14,6 +14,7 @@ import { Registry, type ResourceServer } from '../provider/registry.ts';
 import { runUsers, USERS_USAGE } from './users.ts';
 import { validateClient, InvalidClient } from './validate-client.ts';
 import { KEYS_USAGE, keysCommand } from './keys.ts';
+import { LOCKOUT_USAGE, lockoutCommand } from '../lockout/cli.ts';
 
 export class UsageError extends Error {}
 
@@ -23,6 +24,7 @@ const USAGE: Record<string, string> = {
   'clients list': 'idp clients list [--json]',
   'clients remove': 'idp clients remove --id ID [--json]',
   ...USERS_USAGE,
+  ...LOCKOUT_USAGE,
   'resources add': 'idp resources add --id URI --scope "a b" [--format jwt|opaque] [--alg RS256|ES256|EdDSA] [--ttl SECONDS] [--json]',
   'resources list': 'idp resources list [--json]',
   'resources remove': 'idp resources remove --id URI [--json]',
@@ -185,6 +187,8 @@ export async function run(argv: string[], env: Record<string, string | undefined
     case 'keys list':
     case 'keys rotate':
       return keysCommand(cmd, args, config, { parse, withStorage, table, usage: (c, m) => new UsageError(`${m}\nusage: ${USAGE[c]}`) });
+    case 'users unlock':
+      return lockoutCommand(cmd, args, config, { parse, withStorage, usage: (c, m) => new UsageError(`${m}\nusage: ${USAGE[c]}`) });
   }
   throw new UsageError(usageText());
 }

@@ -49,6 +49,10 @@ export interface Config {
   ttl: { accessToken: number; idToken: number; refreshToken: number; session: number; interaction: number; grant: number };
   /** accounts (docs/accounts.md): legacy-password secrets and sunsets, data-key cache */
   accounts: AccountsConfig;
+  /** lockout and throttling of password, MFA and code attempts (docs/lockout.md) */
+  lockout: LockoutConfig;
+  /** what a new password must satisfy (docs/lockout.md, "Password policy") */
+  passwordPolicy: PasswordPolicyConfig;
 }
 
 export interface AccountsConfig {
@@ -170,6 +174,8 @@ export function loadConfig(env: Env = process.env): Config {
       grant: int(env, 'GRANT_TTL', 14 * 86400, 300, 365 * 86400),
     },
     accounts: accountsConfig(env),
+    lockout: lockoutConfig(env),
+    passwordPolicy: passwordPolicyConfig(env),
   };
 }
 
@@ -187,5 +193,87 @@ function accountsConfig(env: Env): AccountsConfig {
     legacySunset,
     dataKeyCacheSize: int(env, 'ACCOUNT_KEY_CACHE_SIZE', 10_000, 0, 1_000_000),
     dataKeyCacheSeconds: int(env, 'ACCOUNT_KEY_CACHE_SECONDS', 600, 1, 86400),
+  };
+}
+
+/** docs/lockout.md lists every knob with its default and meaning */
+export interface LockoutConfig {
+  /** LOCKOUT_MODE: enforce, or dry-run (decide and log, never refuse) */
+  mode: 'enforce' | 'dry-run';
+  /** LOCKOUT_MAX_FAILURES: failures per account before a temporary lock (0 = no account counter) */
+  maxFailures: number;
+  /** LOCKOUT_MFA_MAX_FAILURES: the same for MFA codes */
+  mfaMaxFailures: number;
+  /** LOCKOUT_ACCOUNT_IP_MAX_FAILURES: failures per (account, client IP) before that IP is throttled for that account */
+  accountIpMaxFailures: number;
+  /** LOCKOUT_DEVICE_MAX_FAILURES: failures per (account, known device) before that device is locked */
+  deviceMaxFailures: number;
+  /** LOCKOUT_IP_MAX_FAILURES / LOCKOUT_IP_RESET_SECONDS: failures per client IP across accounts (credential stuffing) */
+  ipMaxFailures: number;
+  ipResetSeconds: number;
+  /** LOCKOUT_WAIT_SECONDS: the first lock's length, and the increment of later ones */
+  waitSeconds: number;
+  /** LOCKOUT_BACKOFF: linear (wait x n) or exponential (wait x 2^(n-1)) for the n-th lock */
+  backoff: 'linear' | 'exponential';
+  /** LOCKOUT_MAX_WAIT_SECONDS: no temporary lock is longer */
+  maxWaitSeconds: number;
+  /** LOCKOUT_RESET_SECONDS: counters (and the lock count) are forgotten this long after their last failure */
+  resetSeconds: number;
+  /** LOCKOUT_PERMANENT_AFTER: the lock that follows this many temporary locks is permanent (0 = never) */
+  permanentAfter: number;
+  /** LOCKOUT_KNOWN_DEVICE_DAYS: a device that signed in to an account stays known for it this long */
+  knownDeviceDays: number;
+  /** LOCKOUT_CODE_DIGITS / _TTL_SECONDS / _MAX_TRIES / _MAX_SENDS: e-mailed unlock and reset codes */
+  codeDigits: number;
+  codeTtlSeconds: number;
+  codeMaxTries: number;
+  /** codes sent per account and purpose per hour; more requests are silently dropped */
+  codeMaxSends: number;
+}
+
+export interface PasswordPolicyConfig {
+  /** PASSWORD_MIN_LENGTH / PASSWORD_MAX_LENGTH, in Unicode code points */
+  minLength: number;
+  maxLength: number;
+  /** PASSWORD_COMMON_LIST_SIZE: refuse the N most common passwords (0 = no list) */
+  commonListSize: number;
+  /** PASSWORD_HISTORY: previous secrets that may not be reused (the current one never may) */
+  history: number;
+  /** PASSWORD_MAX_AGE_SECONDS: older passwords must be changed at the next login (0 = never) */
+  maxAgeSeconds: number;
+}
+
+function lockoutConfig(env: Env): LockoutConfig {
+  const day = 86400;
+  return {
+    mode: oneOf(env, 'LOCKOUT_MODE', 'enforce', ['enforce', 'dry-run'] as const),
+    maxFailures: int(env, 'LOCKOUT_MAX_FAILURES', 10, 0, 100),
+    mfaMaxFailures: int(env, 'LOCKOUT_MFA_MAX_FAILURES', 5, 0, 100),
+    accountIpMaxFailures: int(env, 'LOCKOUT_ACCOUNT_IP_MAX_FAILURES', 5, 0, 100),
+    deviceMaxFailures: int(env, 'LOCKOUT_DEVICE_MAX_FAILURES', 10, 0, 100),
+    ipMaxFailures: int(env, 'LOCKOUT_IP_MAX_FAILURES', 100, 0, 1_000_000),
+    ipResetSeconds: int(env, 'LOCKOUT_IP_RESET_SECONDS', 3600, 1, 30 * day),
+    waitSeconds: int(env, 'LOCKOUT_WAIT_SECONDS', 60, 1, day),
+    backoff: oneOf(env, 'LOCKOUT_BACKOFF', 'exponential', ['linear', 'exponential'] as const),
+    maxWaitSeconds: int(env, 'LOCKOUT_MAX_WAIT_SECONDS', 900, 1, 30 * day),
+    resetSeconds: int(env, 'LOCKOUT_RESET_SECONDS', day, 1, 365 * day),
+    permanentAfter: int(env, 'LOCKOUT_PERMANENT_AFTER', 9, 0, 1000),
+    knownDeviceDays: int(env, 'LOCKOUT_KNOWN_DEVICE_DAYS', 180, 1, 400),
+    codeDigits: int(env, 'LOCKOUT_CODE_DIGITS', 8, 6, 12),
+    codeTtlSeconds: int(env, 'LOCKOUT_CODE_TTL_SECONDS', 600, 60, day),
+    codeMaxTries: int(env, 'LOCKOUT_CODE_MAX_TRIES', 5, 1, 20),
+    codeMaxSends: int(env, 'LOCKOUT_CODE_MAX_SENDS', 5, 1, 100),
+  };
+}
+
+function passwordPolicyConfig(env: Env): PasswordPolicyConfig {
+  const minLength = int(env, 'PASSWORD_MIN_LENGTH', 12, 8, 256);
+  const maxLength = int(env, 'PASSWORD_MAX_LENGTH', 256, 64, 1024);
+  if (maxLength < minLength) throw new ConfigError(`PASSWORD_MAX_LENGTH (${maxLength}) must not be below PASSWORD_MIN_LENGTH (${minLength})`);
+  return {
+    minLength, maxLength,
+    commonListSize: int(env, 'PASSWORD_COMMON_LIST_SIZE', 100_000, 0, 999_999),
+    history: int(env, 'PASSWORD_HISTORY', 5, 0, 24),
+    maxAgeSeconds: int(env, 'PASSWORD_MAX_AGE_SECONDS', 0, 0, 10 * 365 * 86400),
   };
 }

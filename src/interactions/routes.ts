@@ -9,8 +9,10 @@ import type { InteractionResults } from 'oidc-provider';
 import type { Views } from '../http/views.ts';
 import type { AccountStore } from '../accounts/types.ts';
 import { csrfToken, verifyCsrf } from './csrf.ts';
-import { LoginFailed, UnexpectedPrompt } from './errors.ts';
-import type { LoginStrategy } from './strategies/types.ts';
+import { LegacyPasswordRetired, LoginFailed, UnexpectedPrompt } from './errors.ts';
+import type { Authenticated, LoginStrategy } from './strategies/types.ts';
+import { deviceId, ensureDeviceId } from './device.ts';
+import { openGuard, TRY_LATER, type Attempt, type LoginGuard } from '../lockout/types.ts';
 import { describeClaims, describeScopes } from './describe.ts';
 import { approveConsent } from './consent.ts';
 
@@ -20,6 +22,14 @@ export interface InteractionDeps {
   accounts: AccountStore;
   strategies: LoginStrategy[];
   secureCookies: boolean;
+  /** lockout (src/lockout): asked before the password is checked; openGuard when absent */
+  guard?: LoginGuard;
+  /** links under the sign-in form, and a step after a right password (an expired one must be changed) */
+  loginExtras?: {
+    links(uid: string): Array<{ href: string; text: string }>;
+    /** true when it answered the request itself */
+    afterLogin(ctx: Context, uid: string, who: Authenticated): Promise<boolean>;
+  };
 }
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -64,6 +74,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
       client: clientView(await client(details)),
       login: extra.login ?? (typeof details.params.login_hint === 'string' ? details.params.login_hint : ''),
       error: extra.error,
+      links: deps.loginExtras?.links(details.uid) ?? [],
     });
   }
 
@@ -108,11 +119,28 @@ export function interactionRouter(deps: InteractionDeps): Router {
     const method = typeof fields.method === 'string' ? fields.method : 'password';
     const strategy = deps.strategies.find((s) => s.id === method);
     if (!strategy) throw new UnexpectedPrompt(`sign-in method ${method}`);
+    // lockout first: a refused attempt costs no hash, and says only "try again later"
+    const guard = deps.guard ?? openGuard;
+    const attempt: Attempt = {
+      kind: 'password', ip: ctx.ip, login: typeof fields.login === 'string' ? fields.login.trim() : undefined,
+      deviceId: deviceId(ctx), requestId: ctx.state.requestId,
+    };
+    const decision = await guard.check(attempt);
+    if (!decision.allowed) {
+      ctx.status = 429;
+      return renderLogin(ctx, details, { login: attempt.login ?? '', error: TRY_LATER });
+    }
     try {
       const who = await strategy.authenticate(ctx, fields);
+      attempt.accountId = who.accountId;
+      attempt.deviceId = ensureDeviceId(ctx, deps.secureCookies);
+      await guard.succeeded(attempt);
+      if (deps.loginExtras && await deps.loginExtras.afterLogin(ctx, details.uid, who)) return;
       await finish(ctx, { login: { accountId: who.accountId, amr: who.amr, remember: true } }, false);
     } catch (err) {
       if (!(err instanceof LoginFailed)) throw err;
+      // a retired legacy password was right: not a failure to count
+      if (!(err instanceof LegacyPasswordRetired)) await guard.failed(attempt);
       ctx.status = 401;
       await renderLogin(ctx, details, { login: typeof fields.login === 'string' ? fields.login : '', error: err.message });
     }

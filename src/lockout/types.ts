@@ -13,12 +13,18 @@ export interface Attempt {
   accountId?: string;
   /** the device token of this browser (src/interactions/device.ts), if any */
   deviceId?: string;
+  /** the request's id, carried into the events */
+  requestId?: string;
 }
 
 export type Decision =
   | { allowed: true }
   | { allowed: false; reason: string; retryAfterSeconds: number };
 
+// Pass the SAME Attempt object to check() and then to failed() or succeeded():
+// the guard counts an attempt in check() (before the hash) and remembers what
+// it counted on that object (src/lockout/guard.ts). failed() without check()
+// counts the failure then.
 export interface LoginGuard {
   /** before the secret is checked (and before any hash runs) */
   check(a: Attempt): Promise<Decision>;
@@ -27,6 +33,9 @@ export interface LoginGuard {
   /** after a right secret */
   succeeded(a: Attempt): Promise<void>;
 }
+
+/** what a refused attempt is told: the same for a locked account, a throttled IP and an unknown identifier */
+export const TRY_LATER = 'Too many attempts. Please wait a while and try again.';
 
 export const openGuard: LoginGuard = {
   check: async () => ({ allowed: true }),

@@ -1,0 +1,225 @@
+// The LoginGuard (src/lockout/types.ts) over DynamoDB counters.
+//
+// check()     before any hash runs: resolve the account (or the keyed hash of
+//             an unknown identifier), decide which counters judge this
+//             attempt, and admit it on each in turn (counted up-front, see
+//             counters.ts). The first counter that refuses decides.
+// failed()    the attempt was already counted: emit login.failed, and when
+//             this attempt was the limit-th of a counter, account.locked or
+//             ip.throttled.
+// succeeded() the failures are not consecutive any more: reset the account's
+//             counters, give the IP back its attempt, remember the device.
+//
+// Which counters (kind password or mfa):
+//   a device known for this account  ->  (account, device) only, so strangers
+//                                        hammering elsewhere do not lock it out
+//   any other                        ->  IP, (account, IP), account
+// Kinds unlock and reset (code entry) are judged by the IP counter only; the
+// code itself allows few tries.
+import type { Logger } from '../logging/index.ts';
+import type { LockoutConfig } from '../config/index.ts';
+import type { Attempt, Decision, LoginGuard } from './types.ts';
+import { keys, sha256, type AdmitResult, type CounterKey, type CounterSpec, type CounterStore } from './counters.ts';
+
+export const REASONS = {
+  account: 'account_threshold',
+  ip: 'ip_throttle',
+  accountIp: 'account_ip_threshold',
+  device: 'device_threshold',
+  permanent: 'permanent_lock',
+} as const;
+
+export interface EventsLike {
+  emit(type: string, fields: { sub?: string; reason?: string; requestId?: string; data?: Record<string, unknown> }): unknown;
+}
+
+export interface GuardDeps {
+  config: LockoutConfig;
+  counters: CounterStore;
+  /** the account's sub for an identifier as typed, if there is one */
+  resolve(login: string): Promise<string | undefined>;
+  /** keyed hash of an identifier that names no account */
+  identifierHash(login: string): string;
+  events: EventsLike;
+  log: Logger;
+}
+
+type Scope = 'ip' | 'accountIp' | 'account' | 'device';
+
+interface Judge {
+  scope: Scope;
+  key: CounterKey;
+  spec: CounterSpec;
+}
+
+interface Plan {
+  sub?: string;
+  /** the pk of the account's (or unknown identifier's) items */
+  accountPk?: string;
+  deviceHash?: string;
+  knownDevice: boolean;
+  judges: Judge[];
+  admitted: Array<{ judge: Judge; result: Extract<AdmitResult, { allowed: true }> }>;
+  checked: boolean;
+}
+
+export interface AccountLockState {
+  locked: boolean;
+  permanent: boolean;
+  reason?: string;
+  retryAfterSeconds: number;
+  failures: number;
+}
+
+export class DynamoLoginGuard implements LoginGuard {
+  private readonly deps: GuardDeps;
+  private readonly plans = new WeakMap<Attempt, Plan>();
+
+  constructor(deps: GuardDeps) {
+    this.deps = deps;
+  }
+
+  get mode(): LockoutConfig['mode'] {
+    return this.deps.config.mode;
+  }
+
+  private spec(scope: Scope, kind: Attempt['kind']): CounterSpec {
+    const c = this.deps.config;
+    switch (scope) {
+      case 'ip':
+        return { reason: REASONS.ip, limit: c.ipMaxFailures, resetSeconds: c.ipResetSeconds, permanentAfter: 0 };
+      case 'accountIp':
+        return { reason: REASONS.accountIp, limit: c.accountIpMaxFailures, resetSeconds: c.resetSeconds, permanentAfter: 0 };
+      case 'device':
+        return { reason: REASONS.device, limit: c.deviceMaxFailures, resetSeconds: c.resetSeconds, permanentAfter: c.permanentAfter };
+      case 'account':
+        return { reason: REASONS.account, limit: kind === 'mfa' ? c.mfaMaxFailures : c.maxFailures, resetSeconds: c.resetSeconds, permanentAfter: c.permanentAfter };
+    }
+  }
+
+  private async plan(a: Attempt): Promise<Plan> {
+    const existing = this.plans.get(a);
+    if (existing) return existing;
+    const login = a.login?.trim();
+    const sub = a.accountId ?? (login ? await this.deps.resolve(login) : undefined);
+    const accountPk = sub ? keys.account(sub) : login ? keys.identifier(this.deps.identifierHash(login)) : undefined;
+    const deviceHash = a.deviceId ? sha256(a.deviceId) : undefined;
+    const knownDevice = !!(sub && accountPk && deviceHash && await this.deps.counters.isKnownDevice(accountPk, deviceHash));
+    const k = a.kind;
+    const judges: Judge[] = [];
+    const judge = (scope: Scope, key: CounterKey) => judges.push({ scope, key, spec: this.spec(scope, k) });
+    if (k === 'password' || k === 'mfa') {
+      if (knownDevice) {
+        judge('device', { pk: accountPk!, sk: `c#${k}#dev#${deviceHash}` });
+      } else {
+        judge('ip', { pk: keys.ip(a.ip), sk: `c#${k}` });
+        if (accountPk) {
+          judge('accountIp', { pk: accountPk, sk: `c#${k}#ip#${keys.ip(a.ip).slice('lockout#ip#'.length)}` });
+          judge('account', { pk: accountPk, sk: `c#${k}` });
+        }
+      }
+    } else {
+      judge('ip', { pk: keys.ip(a.ip), sk: `c#${k}` });
+    }
+    const plan: Plan = { sub, accountPk, deviceHash, knownDevice, judges, admitted: [], checked: false };
+    this.plans.set(a, plan);
+    return plan;
+  }
+
+  private logFields(a: Attempt, plan: Plan) {
+    return { requestId: a.requestId, kind: a.kind, sub: plan.sub, knownDevice: plan.knownDevice };
+  }
+
+  /** admit on every judge in turn; the first refusal decides */
+  private async admit(a: Attempt, plan: Plan): Promise<Decision> {
+    plan.checked = true;
+    for (const judge of plan.judges) {
+      const r = await this.deps.counters.admit(judge.key, judge.spec);
+      if (!r.allowed) {
+        return { allowed: false, reason: r.permanent ? REASONS.permanent : judge.spec.reason, retryAfterSeconds: r.retryAfterSeconds };
+      }
+      plan.admitted.push({ judge, result: r });
+    }
+    return { allowed: true };
+  }
+
+  async check(a: Attempt): Promise<Decision> {
+    const plan = await this.plan(a);
+    const decision = await this.admit(a, plan);
+    if (decision.allowed) return decision;
+    this.deps.events.emit('login.failed', {
+      sub: plan.sub, reason: decision.reason, requestId: a.requestId,
+      data: { kind: a.kind, ip: a.ip, refused: true, enforced: this.mode === 'enforce', knownDevice: plan.knownDevice },
+    });
+    if (this.mode === 'dry-run') {
+      this.deps.log.warn({ ...this.logFields(a, plan), lockout: 'dry-run', decision: 'deny', reason: decision.reason, retryAfterSeconds: decision.retryAfterSeconds }, 'lockout decision not enforced (dry-run)');
+      return { allowed: true };
+    }
+    this.deps.log.info({ ...this.logFields(a, plan), lockout: 'enforce', decision: 'deny', reason: decision.reason, retryAfterSeconds: decision.retryAfterSeconds }, 'attempt refused by lockout');
+    return decision;
+  }
+
+  async failed(a: Attempt): Promise<Decision> {
+    const plan = await this.plan(a);
+    // a caller that skipped check() still gets its failure counted
+    if (!plan.checked) await this.admit(a, plan);
+    this.deps.events.emit('login.failed', {
+      sub: plan.sub, reason: a.kind === 'password' || a.kind === 'mfa' ? 'bad_credentials' : 'bad_code', requestId: a.requestId,
+      data: { kind: a.kind, ip: a.ip, knownDevice: plan.knownDevice },
+    });
+    let decision: Decision = { allowed: true };
+    for (const { judge, result } of plan.admitted) {
+      if (!result.last) continue;
+      const reason = result.permanent ? REASONS.permanent : judge.spec.reason;
+      const retryAfterSeconds = result.lockSeconds;
+      if (judge.scope === 'ip') {
+        this.deps.events.emit('ip.throttled', { reason, requestId: a.requestId, data: { kind: a.kind, ip: a.ip, retryAfterSeconds, lock: result.lockNumber } });
+      } else {
+        this.deps.events.emit('account.locked', {
+          sub: plan.sub, reason, requestId: a.requestId,
+          data: { kind: a.kind, scope: judge.scope, permanent: result.permanent, retryAfterSeconds, lock: result.lockNumber, knownAccount: plan.sub !== undefined, ...(judge.scope === 'accountIp' ? { ip: a.ip } : {}) },
+        });
+      }
+      if (decision.allowed) decision = { allowed: false, reason, retryAfterSeconds };
+    }
+    if (!decision.allowed) {
+      this.deps.log.info({ ...this.logFields(a, plan), lockout: this.mode, reason: decision.reason, retryAfterSeconds: decision.retryAfterSeconds }, 'lock begins');
+    }
+    return this.mode === 'dry-run' ? { allowed: true } : decision;
+  }
+
+  async succeeded(a: Attempt): Promise<void> {
+    const plan = await this.plan(a);
+    const sub = a.accountId ?? plan.sub;
+    const accountPk = sub ? keys.account(sub) : plan.accountPk;
+    const c = this.deps.counters;
+    for (const judge of plan.judges) {
+      if (judge.scope === 'ip') {
+        if (plan.admitted.some((x) => x.judge === judge)) await c.giveBack(judge.key);
+      } else if (judge.key.pk === accountPk) {
+        await c.reset(judge.key);
+      }
+    }
+    // a right secret from a known device also ends the consecutive failures of the account
+    if (accountPk && plan.knownDevice && (a.kind === 'password' || a.kind === 'mfa')) await c.reset({ pk: accountPk, sk: `c#${a.kind}` });
+    const device = a.deviceId ? sha256(a.deviceId) : undefined;
+    if (sub && device && a.kind === 'password') await c.rememberDevice(keys.account(sub), device, this.deps.config.knownDeviceDays);
+  }
+
+  /** the account's lock state, without counting (admin) */
+  async state(sub: string, kind: 'password' | 'mfa' = 'password'): Promise<AccountLockState> {
+    const spec = this.spec('account', kind);
+    const s = await this.deps.counters.peek({ pk: keys.account(sub), sk: `c#${kind}` }, spec);
+    return { locked: s.locked, permanent: s.permanent, retryAfterSeconds: s.retryAfterSeconds, failures: s.n, ...(s.locked ? { reason: s.permanent ? REASONS.permanent : REASONS.account } : {}) };
+  }
+
+  /** clears every counter of the account (admin, self-service code, password reset) */
+  async unlock(sub: string, by: 'admin' | 'self_service' | 'password_reset', requestId?: string): Promise<{ cleared: number; wasLocked: boolean }> {
+    const before = await this.state(sub);
+    const cleared = await this.deps.counters.clear(keys.account(sub));
+    if (by !== 'password_reset' || cleared > 0) {
+      this.deps.events.emit('account.unlocked', { sub, reason: by, requestId, data: { cleared, wasLocked: before.locked, permanent: before.permanent } });
+    }
+    return { cleared, wasLocked: before.locked };
+  }
+}

@@ -1,0 +1,386 @@
+// Self-service pages inside a login (docs/lockout.md, "Pages"), all under
+// /interaction/:uid/ so they share the interaction's CSRF protection and lead
+// back into the sign-in:
+//
+//   GET/POST /unlock, POST /unlock/verify   "Locked out? Unlock by e-mail"
+//   GET/POST /reset,  POST /reset/verify    "Forgot your password?" (e-mailed code + new password)
+//   GET/POST /change                        change the password (current one + new one), then signed in
+//   POST     /password                      the forced change of an expired password, after a right one
+//
+// Asking for a code always shows the same page, whether or not the address
+// names an account, and whether or not that account is locked; the code is
+// sent in the background, so the answer takes the same time. A code goes only
+// to the account's own verified e-mail address, as typed.
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import type { Logger } from '../logging/index.ts';
+import type { Views } from '../http/views.ts';
+import type { Account, AccountStore } from '../accounts/types.ts';
+import { ConcurrentUpdate, isValidEmail, normalizeEmail } from '../accounts/types.ts';
+import type { PasswordHasher } from '../accounts/hasher.ts';
+import type { MessageSender } from '../events/messages.ts';
+import { csrfToken, verifyCsrf } from '../interactions/csrf.ts';
+import { LoginFailed, UnexpectedPrompt } from '../interactions/errors.ts';
+import { deviceId, ensureDeviceId } from '../interactions/device.ts';
+import type { Authenticated, LoginStrategy } from '../interactions/strategies/types.ts';
+import { POLICY_MESSAGES, type PasswordPolicy } from '../passwords/policy.ts';
+import { keys } from './counters.ts';
+import type { CodePurpose, OneTimeCodes } from './codes.ts';
+import type { DynamoLoginGuard, EventsLike } from './guard.ts';
+import { TRY_LATER, type Attempt } from './types.ts';
+
+export interface SelfServiceDeps {
+  provider: () => Provider;
+  views: Views;
+  accounts: AccountStore;
+  hasher: PasswordHasher;
+  strategy: LoginStrategy;
+  guard: DynamoLoginGuard;
+  codes: OneTimeCodes;
+  policy: PasswordPolicy;
+  messages: MessageSender;
+  events: EventsLike;
+  log: Logger;
+  identifierHash(login: string): string;
+  secureCookies: boolean;
+  /** PASSWORD_MAX_AGE_SECONDS (0 = passwords do not expire) */
+  maxAgeSeconds: number;
+  /**
+   * The step after a right first factor (MFA's MfaLoginStep): the change pages
+   * end in a login, which must pass it like the sign-in form does. It returns
+   * the login result, or undefined when it answered the request itself.
+   */
+  secondFactor?: () => SecondFactor | undefined;
+}
+
+export interface SecondFactor {
+  afterFirstFactor(ctx: Context, details: Details, who: Authenticated): Promise<{ accountId: string; amr: string[]; acr?: string } | undefined>;
+}
+
+export const SELF_SERVICE_MESSAGES = {
+  codeSent: 'If an account uses this address, we have sent a code to it. Enter the code below.',
+  badCode: 'The code is wrong or has expired. Check the latest message, or ask for a new code.',
+  unlocked: 'Your account is unlocked. You can sign in again.',
+  passwordChanged: 'Your password is changed. Sign in with the new password.',
+  expired: 'Your password has expired. Choose a new one to continue.',
+  badEmail: 'Enter the e-mail address of your account.',
+  conflict: 'Your account changed meanwhile. Please try again.',
+} as const;
+
+const EXPIRED_COOKIE = 'idp.pwexpired';
+
+type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+interface Pending { uid: string; sub: string; amr: string[]; exp: number }
+
+export function selfServiceRouter(deps: SelfServiceDeps): Router & { afterLogin(ctx: Context, uid: string, who: Authenticated): Promise<boolean>; links(uid: string): Array<{ href: string; text: string }> } {
+  const router = new Router({ prefix: '/interaction' });
+  const body = bodyParser({ enableTypes: ['form'], formLimit: '16kb' });
+  const form = (ctx: Context) => ((ctx.request as unknown as { body?: Record<string, unknown> }).body ?? {});
+  const str = (v: unknown, max = 1024) => (typeof v === 'string' ? v.slice(0, max) : '');
+  const minutes = Math.round(deps.codes.opts.ttlSeconds / 60);
+
+  router.use(async (ctx, next) => {
+    ctx.set('Cache-Control', 'no-store');
+    await next();
+  });
+
+  async function loginDetails(ctx: Context): Promise<Details> {
+    const details = await deps.provider().interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== ctx.params.uid) throw new UnexpectedPrompt('another sign-in is in progress');
+    if (details.prompt.name !== 'login') throw new UnexpectedPrompt(details.prompt.name);
+    return details;
+  }
+
+  const back = (uid: string) => [{ href: `/interaction/${uid}`, text: 'Back to sign in' }];
+
+  async function page(ctx: Context, uid: string, locals: Record<string, unknown>, status = 200) {
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.body = await deps.views.page('form', { csrf: csrfToken(ctx, uid, deps.secureCookies), links: back(uid), ...locals, title: locals.heading });
+  }
+
+  const attemptOf = (ctx: Context, kind: Attempt['kind'], login?: string): Attempt => ({
+    kind, ip: ctx.ip, login: login || undefined, deviceId: deviceId(ctx), requestId: ctx.state.requestId as string | undefined,
+  });
+
+  /** the account an address names, when a code may go to it */
+  async function codeTarget(email: string): Promise<Account | undefined> {
+    if (!isValidEmail(email)) return undefined;
+    const account = await deps.accounts.findByLogin(email);
+    if (!account || account.status !== 'active' || !account.emailVerified || account.email !== normalizeEmail(email)) return undefined;
+    return account;
+  }
+
+  const pkFor = async (email: string) => {
+    const account = isValidEmail(email) ? await deps.accounts.findByLogin(email) : undefined;
+    return { account, pk: account ? keys.account(account.sub) : keys.identifier(deps.identifierHash(email || '-')) };
+  };
+
+  /** a login that proved the first factor: through the second-factor step, when there is one */
+  async function finishLogin(ctx: Context, details: Details, who: Authenticated) {
+    const step = deps.secondFactor?.();
+    const login = step ? await step.afterFirstFactor(ctx, details, who) : { accountId: who.accountId, amr: who.amr };
+    if (!login) return;
+    const to = await deps.provider().interactionResult(ctx.req, ctx.res, { login: { ...login, remember: true } }, { mergeWithLastSubmission: false });
+    ctx.status = 303;
+    ctx.redirect(to);
+  }
+
+  /** policy problems of a new password for this account, reuse included */
+  async function problems(account: Account, password: string, confirm: string, login?: string): Promise<string[]> {
+    if (password !== confirm) return [POLICY_MESSAGES.mismatch];
+    const out = await deps.policy.problems(password, {
+      email: account.email, phone: account.phone, name: account.name, givenName: account.givenName, familyName: account.familyName, login,
+    });
+    if (out.length === 0 && await deps.policy.reused(password, account.passwordHash, await deps.accounts.passwordHistory(account.sub))) out.push(POLICY_MESSAGES.reused);
+    return out;
+  }
+
+  async function setPassword(account: Account, password: string, reason: 'change' | 'reset' | 'expired', requestId?: string): Promise<void> {
+    const hash = await deps.hasher.hash(password);
+    await deps.accounts.changePassword(account.sub, hash, { keepHistory: deps.policy.opts.history, expectedVersion: account.version });
+    deps.events.emit('password.changed', { sub: account.sub, reason, requestId });
+  }
+
+  const newPasswordFields = [
+    { name: 'password', label: 'New password', type: 'password', autocomplete: 'new-password', hint: deps.policy.hint },
+    { name: 'confirm', label: 'New password again', type: 'password', autocomplete: 'new-password' },
+  ];
+
+  // ---- codes: unlock and reset ----
+
+  const CODE_PAGES: Record<CodePurpose, { heading: string; text: string; template: string }> = {
+    unlock: { heading: 'Unlock your account', text: 'Too many wrong attempts can lock an account for a while. We can send a code to your e-mail address to unlock it now.', template: 'unlock-code' },
+    reset: { heading: 'Reset your password', text: 'We will send a code to your e-mail address. With it you can choose a new password.', template: 'password-reset' },
+  };
+
+  function requestPage(ctx: Context, uid: string, purpose: CodePurpose, extra: Record<string, unknown> = {}, status = 200) {
+    const p = CODE_PAGES[purpose];
+    return page(ctx, uid, {
+      heading: p.heading, text: p.text, action: `/interaction/${uid}/${purpose}`, submit: 'Send code',
+      fields: [{ name: 'email', label: 'E-mail address', type: 'email', autocomplete: 'username', inputmode: 'email', value: str(extra.email, 320) }],
+      ...extra,
+    }, status);
+  }
+
+  function verifyPage(ctx: Context, uid: string, purpose: CodePurpose, email: string, extra: Record<string, unknown> = {}, status = 200) {
+    const code = { name: 'code', label: 'Code', type: 'text', autocomplete: 'one-time-code', inputmode: 'numeric' };
+    return page(ctx, uid, {
+      heading: CODE_PAGES[purpose].heading, notice: SELF_SERVICE_MESSAGES.codeSent, text: `The code expires ${minutes} minutes after it was sent.`,
+      action: `/interaction/${uid}/${purpose}/verify`, hidden: { email },
+      fields: purpose === 'reset' ? [code, ...newPasswordFields] : [code],
+      submit: purpose === 'reset' ? 'Set new password' : 'Unlock',
+      links: [{ href: `/interaction/${uid}/${purpose}`, text: 'Send a new code' }, ...back(uid)],
+      ...extra,
+    }, status);
+  }
+
+  for (const purpose of ['unlock', 'reset'] as const) {
+    router.get(`/:uid/${purpose}`, async (ctx) => {
+      const details = await loginDetails(ctx);
+      await requestPage(ctx, details.uid, purpose);
+    });
+
+    router.post(`/:uid/${purpose}`, body, async (ctx) => {
+      const details = await loginDetails(ctx);
+      const fields = form(ctx);
+      verifyCsrf(ctx, details.uid, fields.csrf);
+      const email = str(fields.email, 320).trim();
+      if (!isValidEmail(email)) return requestPage(ctx, details.uid, purpose, { email, error: SELF_SERVICE_MESSAGES.badEmail }, 400);
+      // every request counts on the IP (mail bombing, probing); nothing says what happened
+      const decision = await deps.guard.check(attemptOf(ctx, purpose));
+      if (!decision.allowed) return requestPage(ctx, details.uid, purpose, { email, error: TRY_LATER }, 429);
+      const account = await codeTarget(email);
+      if (account) {
+        const requestId = ctx.state.requestId as string | undefined;
+        void (async () => {
+          const code = await deps.codes.issue(keys.account(account.sub), purpose);
+          if (!code) {
+            deps.log.info({ requestId, sub: account.sub, purpose }, 'code not sent: hourly limit reached');
+            return;
+          }
+          await deps.messages.send({ channel: 'email', to: account.email!, template: CODE_PAGES[purpose].template, vars: { code, minutes: String(minutes) }, sub: account.sub });
+        })().catch((err: unknown) => deps.log.error({ requestId, purpose, err: { name: (err as Error).name, message: (err as Error).message } }, 'code not sent'));
+      }
+      await verifyPage(ctx, details.uid, purpose, email);
+    });
+  }
+
+  router.post('/:uid/unlock/verify', body, async (ctx) => {
+    const details = await loginDetails(ctx);
+    const fields = form(ctx);
+    verifyCsrf(ctx, details.uid, fields.csrf);
+    const email = str(fields.email, 320).trim();
+    const attempt = attemptOf(ctx, 'unlock');
+    const decision = await deps.guard.check(attempt);
+    if (!decision.allowed) return verifyPage(ctx, details.uid, 'unlock', email, { error: TRY_LATER }, 429);
+    const { account, pk } = await pkFor(email);
+    if (!(await deps.codes.verify(pk, 'unlock', str(fields.code, 32), true)) || !account) {
+      await deps.guard.failed(attempt);
+      return verifyPage(ctx, details.uid, 'unlock', email, { error: SELF_SERVICE_MESSAGES.badCode, notice: undefined }, 401);
+    }
+    attempt.accountId = account.sub;
+    await deps.guard.succeeded(attempt);
+    await deps.guard.unlock(account.sub, 'self_service', attempt.requestId);
+    await page(ctx, details.uid, { heading: 'Account unlocked', text: SELF_SERVICE_MESSAGES.unlocked });
+  });
+
+  router.post('/:uid/reset/verify', body, async (ctx) => {
+    const details = await loginDetails(ctx);
+    const fields = form(ctx);
+    verifyCsrf(ctx, details.uid, fields.csrf);
+    const email = str(fields.email, 320).trim();
+    const password = str(fields.password);
+    const confirm = str(fields.confirm);
+    if (password !== confirm) return verifyPage(ctx, details.uid, 'reset', email, { error: POLICY_MESSAGES.mismatch, notice: undefined }, 400);
+    const attempt = attemptOf(ctx, 'reset');
+    const decision = await deps.guard.check(attempt);
+    if (!decision.allowed) return verifyPage(ctx, details.uid, 'reset', email, { error: TRY_LATER }, 429);
+    const { account, pk } = await pkFor(email);
+    const code = str(fields.code, 32);
+    // the code first: only its holder learns whether the password fits the account
+    if (!(await deps.codes.verify(pk, 'reset', code, false)) || !account) {
+      await deps.guard.failed(attempt);
+      return verifyPage(ctx, details.uid, 'reset', email, { error: SELF_SERVICE_MESSAGES.badCode, notice: undefined }, 401);
+    }
+    const bad = await problems(account, password, confirm, email);
+    if (bad.length > 0) return verifyPage(ctx, details.uid, 'reset', email, { errors: bad, notice: undefined }, 400);
+    if (!(await deps.codes.verify(pk, 'reset', code, true))) {
+      await deps.guard.failed(attempt);
+      return verifyPage(ctx, details.uid, 'reset', email, { error: SELF_SERVICE_MESSAGES.badCode, notice: undefined }, 401);
+    }
+    try {
+      await setPassword(account, password, 'reset', attempt.requestId);
+    } catch (err) {
+      if (!(err instanceof ConcurrentUpdate)) throw err;
+      return requestPage(ctx, details.uid, 'reset', { email, error: SELF_SERVICE_MESSAGES.conflict }, 409);
+    }
+    attempt.accountId = account.sub;
+    await deps.guard.succeeded(attempt);
+    // the holder of the mailbox chose a new password: the failures of before do not count
+    await deps.guard.unlock(account.sub, 'password_reset', attempt.requestId);
+    await page(ctx, details.uid, { heading: 'Password changed', text: SELF_SERVICE_MESSAGES.passwordChanged });
+  });
+
+  // ---- change: current password + new one ----
+
+  function changePage(ctx: Context, uid: string, extra: Record<string, unknown> = {}, status = 200) {
+    return page(ctx, uid, {
+      heading: 'Change your password', action: `/interaction/${uid}/change`, submit: 'Change password and sign in',
+      fields: [
+        { name: 'login', label: 'Email or phone', type: 'text', autocomplete: 'username', inputmode: 'email', value: str(extra.login, 320) },
+        { name: 'current', label: 'Current password', type: 'password', autocomplete: 'current-password' },
+        ...newPasswordFields,
+      ],
+      ...extra,
+    }, status);
+  }
+
+  router.get('/:uid/change', async (ctx) => {
+    const details = await loginDetails(ctx);
+    await changePage(ctx, details.uid);
+  });
+
+  router.post('/:uid/change', body, async (ctx) => {
+    const details = await loginDetails(ctx);
+    const fields = form(ctx);
+    verifyCsrf(ctx, details.uid, fields.csrf);
+    const login = str(fields.login, 320).trim();
+    const password = str(fields.password);
+    const confirm = str(fields.confirm);
+    if (password !== confirm) return changePage(ctx, details.uid, { login, error: POLICY_MESSAGES.mismatch }, 400);
+    const attempt = attemptOf(ctx, 'password', login);
+    const decision = await deps.guard.check(attempt);
+    if (!decision.allowed) return changePage(ctx, details.uid, { login, error: TRY_LATER }, 429);
+    let who: Authenticated;
+    try {
+      who = await deps.strategy.authenticate(ctx, { login, password: str(fields.current) });
+    } catch (err) {
+      if (!(err instanceof LoginFailed)) throw err;
+      await deps.guard.failed(attempt);
+      return changePage(ctx, details.uid, { login, error: LoginFailed.MESSAGE }, 401);
+    }
+    attempt.accountId = who.accountId;
+    attempt.deviceId = ensureDeviceId(ctx, deps.secureCookies);
+    await deps.guard.succeeded(attempt);
+    const account = await deps.accounts.findBySub(who.accountId);
+    if (!account) throw new LoginFailed();
+    const bad = await problems(account, password, confirm, login);
+    if (bad.length > 0) return changePage(ctx, details.uid, { login, errors: bad }, 400);
+    try {
+      await setPassword(account, password, 'change', attempt.requestId);
+    } catch (err) {
+      if (!(err instanceof ConcurrentUpdate)) throw err;
+      return changePage(ctx, details.uid, { login, error: SELF_SERVICE_MESSAGES.conflict }, 409);
+    }
+    await finishLogin(ctx, details, who);
+  });
+
+  // ---- forced change of an expired password ----
+
+  function readPending(ctx: Context, uid: string): Pending | undefined {
+    const raw = ctx.cookies.get(EXPIRED_COOKIE, { signed: true });
+    if (!raw) return undefined;
+    try {
+      const p = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as Pending;
+      return p.uid === uid && typeof p.sub === 'string' && Array.isArray(p.amr) && p.exp > Date.now() ? p : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  function expiredPage(ctx: Context, uid: string, extra: Record<string, unknown> = {}, status = 200) {
+    return page(ctx, uid, {
+      heading: 'Choose a new password', notice: SELF_SERVICE_MESSAGES.expired, action: `/interaction/${uid}/password`,
+      fields: newPasswordFields, submit: 'Change password and continue', links: [{ href: `/interaction/${uid}/abort`, text: 'Cancel' }],
+      ...extra,
+    }, status);
+  }
+
+  router.post('/:uid/password', body, async (ctx) => {
+    const details = await loginDetails(ctx);
+    const fields = form(ctx);
+    verifyCsrf(ctx, details.uid, fields.csrf);
+    const pending = readPending(ctx, details.uid);
+    if (!pending) throw new UnexpectedPrompt('password change');
+    const account = await deps.accounts.findBySub(pending.sub);
+    if (!account) throw new UnexpectedPrompt('password change');
+    const password = str(fields.password);
+    const bad = await problems(account, password, str(fields.confirm));
+    if (bad.length > 0) return expiredPage(ctx, details.uid, { errors: bad, notice: undefined }, 400);
+    try {
+      await setPassword(account, password, 'expired', ctx.state.requestId as string | undefined);
+    } catch (err) {
+      if (!(err instanceof ConcurrentUpdate)) throw err;
+      return expiredPage(ctx, details.uid, { error: SELF_SERVICE_MESSAGES.conflict, notice: undefined }, 409);
+    }
+    ctx.cookies.set(EXPIRED_COOKIE, '', { signed: true, httpOnly: true, secure: deps.secureCookies, sameSite: 'strict', path: '/interaction', maxAge: 0, overwrite: true });
+    await finishLogin(ctx, details, { accountId: pending.sub, amr: pending.amr });
+  });
+
+  return Object.assign(router, {
+    links: (uid: string) => [
+      { href: `/interaction/${uid}/reset`, text: 'Forgot your password?' },
+      { href: `/interaction/${uid}/unlock`, text: 'Locked out? Unlock by e-mail' },
+      { href: `/interaction/${uid}/change`, text: 'Change your password' },
+    ],
+    /** after a right password: an expired one must be changed before the login completes */
+    async afterLogin(ctx: Context, uid: string, who: Authenticated): Promise<boolean> {
+      if (deps.maxAgeSeconds <= 0) return false;
+      const account = await deps.accounts.findBySub(who.accountId);
+      if (!account) return false;
+      const since = Date.parse(account.passwordChangedAt ?? account.createdAt);
+      if (!(Date.now() - since > deps.maxAgeSeconds * 1000)) return false;
+      const pending: Pending = { uid, sub: who.accountId, amr: who.amr, exp: Date.now() + 15 * 60_000 };
+      ctx.cookies.set(EXPIRED_COOKIE, Buffer.from(JSON.stringify(pending)).toString('base64url'), {
+        signed: true, httpOnly: true, secure: deps.secureCookies, sameSite: 'strict', path: '/interaction', maxAge: 15 * 60_000, overwrite: true,
+      });
+      deps.events.emit('password.expired', { sub: who.accountId, requestId: ctx.state.requestId as string | undefined });
+      await expiredPage(ctx, uid);
+      return true;
+    },
+  });
+}

@@ -1,0 +1,92 @@
+// Lockout: what response time tells (unknown vs known identifier), and
+// LOCKOUT_MODE=dry-run (decisions logged with their reason, never enforced).
+import { expect } from 'chai';
+import { startTestIdp, type TestIdp } from './support/idp.ts';
+import { IpAgent, addClient, addUser, alertText, loginForm, post, signIn, succeeded } from './support/lockout.ts';
+import { LoginFailed } from '../src/interactions/errors.ts';
+
+const PASSWORD = 'a long and right passphrase 42';
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+describe('lockout: response time of unknown and known identifiers', function () {
+  this.timeout(180_000);
+  let idp: TestIdp;
+
+  before(async () => {
+    // limits high enough that the measurement itself locks nothing
+    idp = await startTestIdp({ TRUST_PROXY_HOPS: '1', LOG_LEVEL: 'warn', LOCKOUT_MAX_FAILURES: '100', LOCKOUT_ACCOUNT_IP_MAX_FAILURES: '100', LOCKOUT_IP_MAX_FAILURES: '100000' });
+    await addClient(idp);
+    await addUser(idp, 'known@example.com', PASSWORD);
+  });
+
+  after(async () => {
+    await idp?.close();
+  });
+
+  it('a wrong password for an unknown identifier takes about as long as for a known one', async () => {
+    const ua = new IpAgent(idp.issuer, '198.51.100.7');
+    const form = await loginForm(idp, ua);
+    const once = async (login: string) => {
+      const t = process.hrtime.bigint();
+      const r = await post(ua, form.action, { ...form.fields, login, password: 'not the password at all' });
+      const ms = Number(process.hrtime.bigint() - t) / 1e6;
+      expect(r.status).to.equal(401);
+      expect(alertText(r.html)).to.equal(LoginFailed.MESSAGE);
+      return ms;
+    };
+    // warm-up (argon2's dummy hash, caches, JIT)
+    for (let i = 0; i < 3; i++) {
+      await once('known@example.com');
+      await once(`warm${i}@example.com`);
+    }
+    const known: number[] = [];
+    const unknown: number[] = [];
+    const N = 40;
+    for (let i = 0; i < N; i++) {
+      // alternate the order, so drift hits both alike
+      if (i % 2) {
+        known.push(await once('known@example.com'));
+        unknown.push(await once(`nobody${i}@example.com`));
+      } else {
+        unknown.push(await once(`nobody${i}@example.com`));
+        known.push(await once('known@example.com'));
+      }
+    }
+    const mk = median(known);
+    const mu = median(unknown);
+    const diff = Math.abs(mk - mu);
+    console.log(`      median over ${N} tries: known ${mk.toFixed(1)} ms, unknown ${mu.toFixed(1)} ms, difference ${diff.toFixed(1)} ms (${((diff / mk) * 100).toFixed(1)} %)`);
+    expect(diff < 15 || diff / mk < 0.25, `medians ${mk.toFixed(1)} / ${mu.toFixed(1)} ms`).to.equal(true);
+  });
+});
+
+describe('lockout: LOCKOUT_MODE=dry-run', function () {
+  this.timeout(120_000);
+  let idp: TestIdp;
+
+  before(async () => {
+    idp = await startTestIdp({ TRUST_PROXY_HOPS: '1', LOCKOUT_MODE: 'dry-run', LOCKOUT_MAX_FAILURES: '2', LOCKOUT_ACCOUNT_IP_MAX_FAILURES: '10' });
+    await addClient(idp);
+  });
+
+  after(async () => {
+    await idp?.close();
+  });
+
+  it('computes and logs the decision with its reason code, and lets the login through', async () => {
+    await addUser(idp, 'dry@example.com', PASSWORD);
+    for (let i = 0; i < 3; i++) expect((await signIn(idp, new IpAgent(idp.issuer, `192.0.2.${i + 1}`), 'dry@example.com', `wrong ${i}`)).status).to.equal(401);
+    const hashesBefore = idp.lockout.hashCalls!.verify;
+    const ok = await signIn(idp, new IpAgent(idp.issuer, '192.0.2.99'), 'dry@example.com', PASSWORD);
+    expect(succeeded(ok)).to.equal(true);
+    expect(idp.lockout.hashCalls!.verify - hashesBefore).to.equal(1);
+    const lines = idp.logs.filter((l) => l.includes('lockout decision not enforced (dry-run)')).map((l) => JSON.parse(l) as { reason: string; decision: string; lockout: string });
+    expect(lines.length).to.be.greaterThan(0);
+    expect(lines[0]).to.include({ reason: 'account_threshold', decision: 'deny', lockout: 'dry-run' });
+    expect(idp.logs.some((l) => l.includes('LOCKOUT_MODE=dry-run'))).to.equal(true);
+  });
+});
