@@ -24,6 +24,7 @@ import { passwordStrategy } from './interactions/strategies/password.ts';
 import { applySeedFile } from './provider/seed.ts';
 import { createEvents, type Events } from './events/index.ts';
 import { createMessageSender, type MessageSender } from './events/messages.ts';
+import { createMfa, type Mfa } from './mfa/index.ts';
 import { createLockout, meteredHasher, type Lockout } from './lockout/index.ts';
 
 export interface RunningServer {
@@ -35,6 +36,8 @@ export interface RunningServer {
   log: Logger;
   events: Events;
   messages: MessageSender;
+  /** two-step verification: the service (tests and the CLI reach factors through it) */
+  mfa: Mfa;
   /** lockout guard, password policy, self-service pages; hashCalls counts argon2 calls */
   lockout: Lockout;
   close(): Promise<void>;
@@ -71,13 +74,15 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const events = createEvents({ sink: config.events.sink, sqsQueueUrl: config.events.sqsQueueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, log);
     const messages = createMessageSender({ sender: config.messages.sender, messagesQueueUrl: config.messages.queueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, events);
     const views = createViews();
+    // two-step verification (docs/mfa.md): its login check goes into the provider, its routers into the app
+    const mfa = createMfa({ config, storage, accounts, events, messages, views, provider: () => host.provider, guard: () => lockout.guard });
     const adapter = createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc });
-    const host = new ProviderHost({ config, adapter, accounts, keyring, registry, views }, log);
+    const host = new ProviderHost({ config, adapter, accounts, keyring, registry, views, mfa: mfa.hooks }, log);
 
     const password = passwordStrategy(accounts, hasher, {
       legacySecrets: loadLegacySecrets(config), sunset: config.accounts.legacySunset, argon2: config.argon2, log, events,
     });
-    const lockout = createLockout({ config, storage, keyring, accounts, hasher, events, messages, log, views, provider: () => host.provider, strategy: password });
+    const lockout = createLockout({ config, storage, keyring, accounts, hasher, events, messages, log, views, provider: () => host.provider, strategy: password, secondFactor: () => mfa.loginStep });
 
     const app = createApp({
       log, views,
@@ -91,7 +96,8 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
         strategies: [password],
         secureCookies: config.secureCookies,
         guard: lockout.guard, loginExtras: lockout.loginExtras,
-      }), lockout.router],
+        mfa: mfa.loginStep,
+      }), lockout.router, ...mfa.routers],
       provider: host.middleware(),
     });
 
@@ -116,7 +122,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
 
     let closing: Promise<void> | undefined;
     return {
-      url, server, storage, keyring, host, log, events, messages, lockout,
+      url, server, storage, keyring, host, log, events, messages, lockout, mfa,
       close() {
         closing ??= (async () => {
           keysRefresh.stop();

@@ -254,6 +254,16 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
     return l ? this.view(l) : undefined;
   }
 
+  /**
+   * The record's data key (opened through the cache), for secrets kept beside
+   * the record and sealed with it (src/mfa: TOTP secrets, recovery-code
+   * HMACs). undefined when there is no such account.
+   */
+  async recordKey(sub: string): Promise<Buffer | undefined> {
+    const item = await this.get<AccountItem>(`user#${sub}`);
+    return item ? this.cache.open(this.keyring, sub, item.dk) : undefined;
+  }
+
   /** the login pointer key of what a user typed, or undefined when it is neither an e-mail nor a phone */
   loginKey(login: string): string | undefined {
     const s = login.trim();

@@ -14,6 +14,7 @@ import { Registry, type ResourceServer } from '../provider/registry.ts';
 import { runUsers, USERS_USAGE } from './users.ts';
 import { validateClient, InvalidClient } from './validate-client.ts';
 import { KEYS_USAGE, keysCommand } from './keys.ts';
+import { MFA_USAGE, runMfaCli } from '../mfa/cli.ts';
 import { LOCKOUT_USAGE, lockoutCommand } from '../lockout/cli.ts';
 
 export class UsageError extends Error {}
@@ -24,6 +25,7 @@ const USAGE: Record<string, string> = {
   'clients list': 'idp clients list [--json]',
   'clients remove': 'idp clients remove --id ID [--json]',
   ...USERS_USAGE,
+  ...MFA_USAGE,
   ...LOCKOUT_USAGE,
   'resources add': 'idp resources add --id URI --scope "a b" [--format jwt|opaque] [--alg RS256|ES256|EdDSA] [--ttl SECONDS] [--json]',
   'resources list': 'idp resources list [--json]',
@@ -82,6 +84,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
   const config = loadConfig(env);
   const out: Out = { json: false, lines: [], data: undefined };
   if (Object.hasOwn(USERS_USAGE, cmd)) return runUsers(cmd, args, { config, UsageError, withStorage, table });
+  if (Object.hasOwn(MFA_USAGE, cmd)) return runMfaCli(cmd, args, { config, UsageError, withStorage, table });
 
   switch (cmd) {
     case 'migrate': {

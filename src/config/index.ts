@@ -2,6 +2,7 @@
 // start-up. A wrong value throws ConfigError, whose message is one line naming
 // the variable and what it expects; main() prints that line and exits 1.
 import path from 'node:path';
+import { MFA_POLICIES, OFFERED_METHODS, type MfaConfig, type MfaPolicy, type OfferedMethod } from '../mfa/types.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -49,6 +50,8 @@ export interface Config {
   ttl: { accessToken: number; idToken: number; refreshToken: number; session: number; interaction: number; grant: number };
   /** accounts (docs/accounts.md): legacy-password secrets and sunsets, data-key cache */
   accounts: AccountsConfig;
+  /** two-step verification (docs/mfa.md) */
+  mfa: MfaConfig;
   /** lockout and throttling of password, MFA and code attempts (docs/lockout.md) */
   lockout: LockoutConfig;
   /** what a new password must satisfy (docs/lockout.md, "Password policy") */
@@ -174,6 +177,7 @@ export function loadConfig(env: Env = process.env): Config {
       grant: int(env, 'GRANT_TTL', 14 * 86400, 300, 365 * 86400),
     },
     accounts: accountsConfig(env),
+    mfa: mfaConfig(env, issuer),
     lockout: lockoutConfig(env),
     passwordPolicy: passwordPolicyConfig(env),
   };
@@ -275,5 +279,21 @@ function passwordPolicyConfig(env: Env): PasswordPolicyConfig {
     commonListSize: int(env, 'PASSWORD_COMMON_LIST_SIZE', 100_000, 0, 999_999),
     history: int(env, 'PASSWORD_HISTORY', 5, 0, 24),
     maxAgeSeconds: int(env, 'PASSWORD_MAX_AGE_SECONDS', 0, 0, 10 * 365 * 86400),
+  };
+}
+
+/** MFA_*: docs/mfa.md lists them with their defaults */
+function mfaConfig(env: Env, issuer: string): MfaConfig {
+  const methods = str(env, 'MFA_METHODS', OFFERED_METHODS.join(',')).split(',').map((m) => m.trim()).filter(Boolean);
+  for (const m of methods) {
+    if (!(OFFERED_METHODS as readonly string[]).includes(m)) throw new ConfigError(`MFA_METHODS must be a comma-separated list of ${OFFERED_METHODS.join(', ')}, got "${m}"`);
+  }
+  return {
+    policy: oneOf<MfaPolicy>(env, 'MFA_POLICY', 'optional', MFA_POLICIES),
+    rememberDays: int(env, 'MFA_REMEMBER_DAYS', 30, 0, 365),
+    methods: [...new Set(methods)] as OfferedMethod[],
+    totpIssuer: str(env, 'MFA_TOTP_ISSUER', new URL(issuer).host),
+    codeTtlSeconds: int(env, 'MFA_CODE_TTL_SECONDS', 300, 60, 3600),
+    reauthSeconds: int(env, 'MFA_REAUTH_SECONDS', 600, 60, 86400),
   };
 }

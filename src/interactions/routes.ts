@@ -15,6 +15,7 @@ import { deviceId, ensureDeviceId } from './device.ts';
 import { openGuard, TRY_LATER, type Attempt, type LoginGuard } from '../lockout/types.ts';
 import { describeClaims, describeScopes } from './describe.ts';
 import { approveConsent } from './consent.ts';
+import type { MfaLoginStep } from '../mfa/interaction.ts';
 
 export interface InteractionDeps {
   provider: () => Provider;
@@ -22,6 +23,8 @@ export interface InteractionDeps {
   accounts: AccountStore;
   strategies: LoginStrategy[];
   secureCookies: boolean;
+  /** MFA (src/mfa): after the first factor, the second step or the login result with its acr */
+  mfa?: MfaLoginStep;
   /** lockout (src/lockout): asked before the password is checked; openGuard when absent */
   guard?: LoginGuard;
   /** links under the sign-in form, and a step after a right password (an expired one must be changed) */
@@ -136,7 +139,8 @@ export function interactionRouter(deps: InteractionDeps): Router {
       attempt.deviceId = ensureDeviceId(ctx, deps.secureCookies);
       await guard.succeeded(attempt);
       if (deps.loginExtras && await deps.loginExtras.afterLogin(ctx, details.uid, who)) return;
-      await finish(ctx, { login: { accountId: who.accountId, amr: who.amr, remember: true } }, false);
+      const login = deps.mfa ? await deps.mfa.afterFirstFactor(ctx, details, who) : { accountId: who.accountId, amr: who.amr };
+      if (login) await finish(ctx, { login: { ...login, remember: true } }, false);
     } catch (err) {
       if (!(err instanceof LoginFailed)) throw err;
       // a retired legacy password was right: not a failure to count

@@ -11,6 +11,8 @@ import type { Registry, ResourceServer } from './registry.ts';
 import { ServiceUnavailable } from './errors.ts';
 import { StorageUnavailable } from '../storage/errors.ts';
 import type { Views } from '../http/views.ts';
+import { acrValues, mfaInteractionPolicy, validateMfaPolicyMetadata, type MfaProviderHooks } from '../mfa/policy.ts';
+import { accountClientMetadata } from '../mfa/account.ts';
 
 export const SCOPES = ['openid', 'offline_access', 'email', 'profile', 'phone'];
 
@@ -28,6 +30,8 @@ export interface ConfigurationDeps {
   keyring: Keyring;
   registry: Registry;
   views: Views;
+  /** MFA (src/mfa/policy.ts): the `mfa_required` login check, and the account page's client */
+  mfa?: MfaProviderHooks;
 }
 
 /** Resource-server lookups are cached briefly: they sit on every token request. */
@@ -61,7 +65,11 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
       names: { session: 'idp.session', interaction: 'idp.interaction', resume: 'idp.resume' },
     },
     scopes: SCOPES,
-    claims: CLAIMS,
+    // acr and amr ride with `openid`: every ID token says how THIS authentication was made (docs/mfa.md)
+    claims: { ...CLAIMS, openid: [...CLAIMS.openid, 'acr', 'amr'] },
+    // urn:idp:acr:pwd and urn:idp:acr:mfa (docs/mfa.md)
+    acrValues: acrValues(),
+    ...(deps.mfa ? { clients: [accountClientMetadata(config.issuer)] } : {}),
     conformIdTokenClaims: true,
     responseTypes: ['code'],
     pkce: { required: () => true },
@@ -73,8 +81,9 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
       id_token_signed_response_alg: 'RS256',
     },
     extraClientMetadata: {
-      properties: ['first_party'],
+      properties: ['first_party', 'mfa_policy'],
       validator(_ctx, key, value) {
+        validateMfaPolicyMetadata(key, value);
         if (key === 'first_party' && value !== undefined && typeof value !== 'boolean') {
           throw new errors.InvalidClientMetadata('first_party must be a boolean');
         }
@@ -143,6 +152,7 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
       },
     },
     interactions: {
+      ...(deps.mfa ? { policy: mfaInteractionPolicy(deps.mfa) } : {}),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     // First-party clients skip consent: their grant covers what they ask for.
