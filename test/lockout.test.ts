@@ -197,6 +197,33 @@ describe('lockout over the sign-in form', function () {
     expect(await idp.cli('users', 'unlock', '--sub', sub)).to.include({ wasLocked: false });
   });
 
+  it('MFA codes (kind mfa) have their own counters; a device is known for MFA only after an MFA success from it', async () => {
+    const email = 'twofactor@example.com';
+    const sub = await addUser(idp, email, PASSWORD);
+    const g = idp.lockout.guard;
+    const home = 'home-device-0123456789abcdef';
+    const thief = 'thief-device-0123456789abcdef';
+    // a password success makes a device known for passwords only
+    const pw = { kind: 'password' as const, ip: ip(), accountId: sub, deviceId: thief };
+    expect(await g.check(pw)).to.deep.equal({ allowed: true });
+    await g.succeeded(pw);
+    const ok = { kind: 'mfa' as const, ip: ip(), accountId: sub, deviceId: home };
+    expect(await g.check(ok)).to.deep.equal({ allowed: true });
+    await g.succeeded(ok);
+    // the thief's browser passed the password, so it is not known for MFA: the account's MFA counter (5) judges it
+    for (let i = 0; i < 5; i++) {
+      const a = { kind: 'mfa' as const, ip: ip(), accountId: sub, deviceId: thief };
+      expect(await g.check(a)).to.deep.equal({ allowed: true });
+      await g.failed(a);
+    }
+    const refused = await g.check({ kind: 'mfa', ip: ip(), accountId: sub, deviceId: thief });
+    expect(refused).to.include({ allowed: false, reason: 'account_threshold' });
+    // the owner's device, known for MFA, is judged by its own counter; passwords are not affected
+    expect(await g.check({ kind: 'mfa', ip: ip(), accountId: sub, deviceId: home })).to.deep.equal({ allowed: true });
+    expect(succeeded(await signIn(idp, new IpAgent(idp.issuer, ip()), email, PASSWORD))).to.equal(true);
+    expect(await g.state(sub, 'mfa')).to.include({ locked: true, failures: 5 });
+  });
+
   it('a right password ends the consecutive failures', async () => {
     const email = 'typo@example.com';
     const sub = await addUser(idp, email, PASSWORD);

@@ -90,3 +90,68 @@ describe('lockout: LOCKOUT_MODE=dry-run', function () {
     expect(idp.logs.some((l) => l.includes('LOCKOUT_MODE=dry-run'))).to.equal(true);
   });
 });
+
+describe('lockout: waits, the next cycle, the permanent lock, the device counter', function () {
+  this.timeout(120_000);
+  let idp: TestIdp;
+  let n = 0;
+  const fresh = () => new IpAgent(idp.issuer, `203.0.113.${++n}`);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  before(async () => {
+    idp = await startTestIdp({
+      TRUST_PROXY_HOPS: '1', LOCKOUT_MAX_FAILURES: '2', LOCKOUT_WAIT_SECONDS: '1', LOCKOUT_BACKOFF: 'linear', LOCKOUT_MAX_WAIT_SECONDS: '2',
+      LOCKOUT_PERMANENT_AFTER: '2', LOCKOUT_ACCOUNT_IP_MAX_FAILURES: '100', LOCKOUT_DEVICE_MAX_FAILURES: '2',
+    });
+    await addClient(idp);
+  });
+
+  after(async () => {
+    await idp?.close();
+  });
+
+  it('locks for 1 s, then 2 s (linear), and permanently after 2 temporary locks until an admin unlocks', async () => {
+    const email = 'cycle@example.com';
+    const sub = await addUser(idp, email, PASSWORD);
+    const wrong = async () => expect((await signIn(idp, fresh(), email, 'not it at all')).status).to.equal(401);
+    const right = () => signIn(idp, fresh(), email, PASSWORD);
+
+    await wrong();
+    await wrong();
+    expect((await right()).status, 'lock 1').to.equal(429);
+    await sleep(1100);
+    await wrong();
+    await wrong();
+    expect((await right()).status, 'lock 2').to.equal(429);
+    await sleep(1100);
+    expect((await right()).status, 'lock 2 lasts 2 s').to.equal(429);
+    await sleep(1000);
+    await wrong();
+    await wrong();
+    expect((await right()).status, 'lock 3: permanent').to.equal(429);
+    await sleep(2100);
+    expect((await right()).status, 'still locked').to.equal(429);
+    expect(await idp.lockout.guard.state(sub)).to.include({ locked: true, permanent: true, reason: 'permanent_lock' });
+    const locks = idp.logs.map((l) => JSON.parse(l) as { msg: string; event?: string; sub?: string; reason?: string })
+      .filter((l) => l.msg === 'event' && l.event === 'account.locked' && l.sub === sub).map((l) => l.reason);
+    expect(locks).to.deep.equal(['account_threshold', 'account_threshold', 'permanent_lock']);
+
+    expect(await idp.cli('users', 'unlock', '--sub', sub)).to.include({ wasLocked: true });
+    expect(succeeded(await right())).to.equal(true);
+  });
+
+  it('a known device that fails is locked by its own counter; other devices are not affected', async () => {
+    const email = 'device@example.com';
+    const sub = await addUser(idp, email, PASSWORD);
+    const home = fresh();
+    expect(succeeded(await signIn(idp, home, email, PASSWORD))).to.equal(true);
+    for (let i = 0; i < 2; i++) expect((await signIn(idp, home, email, `typo ${i}`)).status).to.equal(401);
+    const refused = await signIn(idp, home, email, PASSWORD);
+    expect(refused.status).to.equal(429);
+    const locks = idp.logs.map((l) => JSON.parse(l) as { msg: string; event?: string; sub?: string; reason?: string })
+      .filter((l) => l.msg === 'event' && l.event === 'account.locked' && l.sub === sub).map((l) => l.reason);
+    expect(locks).to.deep.equal(['device_threshold']);
+    expect((await idp.lockout.guard.state(sub)).locked, 'the account itself').to.equal(false);
+    expect(succeeded(await signIn(idp, fresh(), email, PASSWORD))).to.equal(true);
+  });
+});

@@ -250,18 +250,20 @@ export class CounterStore {
     return items.filter((i) => (i.expiresAt as number) > nowS).length;
   }
 
-  // ---- known devices: pk = the account's, sk = "known#<sha256(device id)>" ----
+  // ---- known devices: pk = the account's, sk = "known#<factor>#<sha256(device id)>" ----
+  // A device is known for one factor once that factor succeeded from it: a
+  // stolen password makes the thief's browser known for passwords, not for MFA.
 
-  async isKnownDevice(accountPk: string, deviceHash: string): Promise<boolean> {
-    const item = await this.get<{ expiresAt: number }>({ pk: accountPk, sk: `known#${deviceHash}` });
+  async isKnownDevice(accountPk: string, deviceHash: string, factor: 'password' | 'mfa'): Promise<boolean> {
+    const item = await this.get<{ expiresAt: number }>({ pk: accountPk, sk: `known#${factor}#${deviceHash}` });
     return !!item && item.expiresAt > Math.floor(this.clock() / 1000);
   }
 
-  async rememberDevice(accountPk: string, deviceHash: string, days: number): Promise<void> {
+  async rememberDevice(accountPk: string, deviceHash: string, factor: 'password' | 'mfa', days: number): Promise<void> {
     const now = this.clock();
     await this.send(new PutCommand({
       TableName: this.table,
-      Item: { pk: accountPk, sk: `known#${deviceHash}`, lastLoginAt: new Date(now).toISOString(), expiresAt: Math.floor(now / 1000) + days * 86400 },
+      Item: { pk: accountPk, sk: `known#${factor}#${deviceHash}`, lastLoginAt: new Date(now).toISOString(), expiresAt: Math.floor(now / 1000) + days * 86400 },
     }));
   }
 

@@ -12,7 +12,8 @@
 //
 // Which counters (kind password or mfa):
 //   a device known for this account  ->  (account, device) only, so strangers
-//                                        hammering elsewhere do not lock it out
+//   and this factor                      hammering elsewhere do not lock it out
+//                                        (known: this factor succeeded from it before)
 //   any other                        ->  IP, (account, IP), account
 // Kinds unlock and reset (code entry) are judged by the IP counter only; the
 // code itself allows few tries.
@@ -104,8 +105,9 @@ export class DynamoLoginGuard implements LoginGuard {
     const sub = a.accountId ?? (login ? await this.deps.resolve(login) : undefined);
     const accountPk = sub ? keys.account(sub) : login ? keys.identifier(this.deps.identifierHash(login)) : undefined;
     const deviceHash = a.deviceId ? sha256(a.deviceId) : undefined;
-    const knownDevice = !!(sub && accountPk && deviceHash && await this.deps.counters.isKnownDevice(accountPk, deviceHash));
     const k = a.kind;
+    const factor = k === 'password' || k === 'mfa' ? k : undefined;
+    const knownDevice = !!(sub && accountPk && deviceHash && factor && await this.deps.counters.isKnownDevice(accountPk, deviceHash, factor));
     const judges: Judge[] = [];
     const judge = (scope: Scope, key: CounterKey) => judges.push({ scope, key, spec: this.spec(scope, k) });
     if (k === 'password' || k === 'mfa') {
@@ -203,7 +205,7 @@ export class DynamoLoginGuard implements LoginGuard {
     // a right secret from a known device also ends the consecutive failures of the account
     if (accountPk && plan.knownDevice && (a.kind === 'password' || a.kind === 'mfa')) await c.reset({ pk: accountPk, sk: `c#${a.kind}` });
     const device = a.deviceId ? sha256(a.deviceId) : undefined;
-    if (sub && device && a.kind === 'password') await c.rememberDevice(keys.account(sub), device, this.deps.config.knownDeviceDays);
+    if (sub && device && (a.kind === 'password' || a.kind === 'mfa')) await c.rememberDevice(keys.account(sub), device, a.kind, this.deps.config.knownDeviceDays);
   }
 
   /** the account's lock state, without counting (admin) */
