@@ -35,7 +35,8 @@ async function npmStart(env: Record<string, string>): Promise<Proc> {
 
 /** SIGTERM, as an orchestrator sends it; resolves once the server logged a clean stop and npm exited */
 async function stopProc(p: Proc): Promise<boolean> {
-  const exited = new Promise<void>((resolve) => p.child.once('exit', () => resolve()));
+  // 'close': every process holding the pipes (npm and the server under it) has exited
+  const exited = new Promise<void>((resolve) => p.child.once('close', () => resolve()));
   // to the process group, as an orchestrator does (npm itself does not forward it)
   process.kill(-p.child.pid!, 'SIGTERM');
   await exited;
