@@ -24,7 +24,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Views } from '../http/views.ts';
 import type { AccountStore, Account } from '../accounts/types.ts';
-import type { LoginGuard, Attempt } from '../lockout/types.ts';
+import { TRY_LATER, type LoginGuard, type Attempt } from '../lockout/types.ts';
 import { csrfToken, verifyCsrf } from '../interactions/csrf.ts';
 import { deviceId, ensureDeviceId } from '../interactions/device.ts';
 import { InteractionError, UnexpectedPrompt } from '../interactions/errors.ts';
@@ -177,12 +177,18 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
   const attempt = (ctx: Context, flow: FlowItem): Attempt => ({ kind: 'mfa', ip: ctx.ip, accountId: flow.sub, deviceId: deviceId(ctx) });
 
   /** asks the guard, runs the check, reports the outcome; a refusal is rendered and returns false */
+  // a permanent lock has no meaningful wait: say "later", as the password form does
+  function tooMany(reason: string, retryAfterSeconds: number): string {
+    if (reason === 'permanent_lock' || retryAfterSeconds > 24 * 3600) return TRY_LATER;
+    return `Too many attempts. Try again in ${Math.max(1, Math.ceil(retryAfterSeconds / 60))} minutes.`;
+  }
+
   async function guarded(ctx: Context, details: Details, flow: FlowItem, account: Account, method: MfaMethod, check: () => Promise<boolean | string>, extra: ChallengeExtra = {}): Promise<boolean> {
     const a = attempt(ctx, flow);
     const decision = await deps.guard.check(a);
     if (!decision.allowed) {
       deps.events.emit('mfa.failed', { sub: flow.sub, clientId: flow.clientId, reason: decision.reason, data: { method } });
-      await renderChallenge(ctx, details, flow, account, { ...extra, status: 429, error: `Too many attempts. Try again in ${Math.max(1, Math.ceil(decision.retryAfterSeconds / 60))} minutes.` });
+      await renderChallenge(ctx, details, flow, account, { ...extra, status: 429, error: tooMany(decision.reason, decision.retryAfterSeconds) });
       return false;
     }
     const r = await check();
@@ -193,7 +199,7 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
     const after = await deps.guard.failed(a);
     deps.events.emit('mfa.failed', { sub: flow.sub, clientId: flow.clientId, reason: after.allowed ? 'wrong_code' : after.reason, data: { method } });
     const error = !after.allowed
-      ? `Too many attempts. Try again in ${Math.max(1, Math.ceil(after.retryAfterSeconds / 60))} minutes.`
+      ? tooMany(after.reason, after.retryAfterSeconds)
       : typeof r === 'string' ? r : 'That code is not right, or it was already used.';
     await renderChallenge(ctx, details, flow, account, { ...extra, status: after.allowed ? 401 : 429, error });
     return false;
