@@ -18,6 +18,8 @@ import { Registry } from './provider/registry.ts';
 import { createViews } from './http/views.ts';
 import { ProviderHost } from './provider/index.ts';
 import { createDynamoAdapter } from '../adapters/dynamodb.ts';
+import { ClientCache, withClientCache } from './provider/client-cache.ts';
+import { withTokenKindLookup } from './provider/token-kinds.ts';
 import { createApp } from './http/app.ts';
 import { interactionRouter } from './interactions/routes.ts';
 import { passwordStrategy } from './interactions/strategies/password.ts';
@@ -69,14 +71,16 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const accounts = new DynamoAccountStore(storage, hasher, keyring, {
       dataKeyCache: { maxEntries: config.accounts.dataKeyCacheSize, maxAgeMs: config.accounts.dataKeyCacheSeconds * 1000 },
     });
-    const registry = new Registry(storage);
+    // client metadata is read on every request: cached briefly, invalidated by writes here
+    const clientCache = new ClientCache();
+    const registry = new Registry(storage, { clientCache });
     if (config.seedFile) await applySeedFile(config.seedFile, registry, log);
     const events = createEvents({ sink: config.events.sink, sqsQueueUrl: config.events.sqsQueueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, log);
     const messages = createMessageSender({ sender: config.messages.sender, messagesQueueUrl: config.messages.queueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, events);
     const views = createViews();
     // two-step verification (docs/mfa.md): its login check goes into the provider, its routers into the app
     const mfa = createMfa({ config, storage, accounts, events, messages, views, provider: () => host.provider, guard: () => lockout.guard });
-    const adapter = createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc });
+    const adapter = withTokenKindLookup(withClientCache(createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc }), clientCache));
     const host = new ProviderHost({ config, adapter, accounts, keyring, registry, views, mfa: mfa.hooks }, log);
 
     const password = passwordStrategy(accounts, hasher, {

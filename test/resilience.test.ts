@@ -72,7 +72,8 @@ describe('DynamoDB outage', function () {
     expect(body.error).to.equal('temporarily_unavailable');
     expect(JSON.stringify(body)).to.not.match(/at \w|ECONNREFUSED|node_modules/);
 
-    const page = await fetch(`${idp.url}/auth?client_id=svc&response_type=code&scope=openid&redirect_uri=https%3A%2F%2Fx.test%2Fcb`, { headers: { accept: 'text/html' }, redirect: 'manual' });
+    // a client id not seen before: known clients are served from a short cache (src/provider/client-cache.ts)
+    const page = await fetch(`${idp.url}/auth?client_id=not-cached&response_type=code&scope=openid&redirect_uri=https%3A%2F%2Fx.test%2Fcb`, { headers: { accept: 'text/html' }, redirect: 'manual' });
     expect(page.status).to.equal(503);
     const html = await page.text();
     expect(html).to.contain('temporarily_unavailable');

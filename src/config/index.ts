@@ -1,6 +1,7 @@
 // Typed configuration read once from environment variables and validated at
 // start-up. A wrong value throws ConfigError, whose message is one line naming
 // the variable and what it expects; main() prints that line and exits 1.
+import os from 'node:os';
 import path from 'node:path';
 import { MFA_POLICIES, OFFERED_METHODS, type MfaConfig, type MfaPolicy, type OfferedMethod } from '../mfa/types.ts';
 
@@ -48,6 +49,8 @@ export interface Config {
   /** optional JSON file with { clients: [...], resourceServers: [...] } upserted at start */
   seedFile: string | undefined;
   ttl: { accessToken: number; idToken: number; refreshToken: number; session: number; interaction: number; grant: number };
+  /** processes serving HTTP (node:cluster when > 1); WORKERS=auto is one per CPU */
+  workers: number;
   /** accounts (docs/accounts.md): legacy-password secrets and sunsets, data-key cache */
   accounts: AccountsConfig;
   /** two-step verification (docs/mfa.md) */
@@ -98,6 +101,14 @@ function bool(env: Env, name: string, def: boolean): boolean {
   if (/^(1|true|yes|on)$/i.test(v)) return true;
   if (/^(0|false|no|off)$/i.test(v)) return false;
   throw new ConfigError(`${name} must be true or false, got "${v}"`);
+}
+
+/** WORKERS: "auto" (one per CPU) or 1..64 */
+function workers(env: Env): number {
+  const v = env.WORKERS;
+  if (v === 'auto') return Math.min(os.availableParallelism(), 64);
+  if (v !== undefined && v !== '' && !/^\d+$/.test(v)) throw new ConfigError(`WORKERS must be "auto" or a whole number from 1 to 64, got "${v}"`);
+  return int(env, 'WORKERS', 1, 1, 64);
 }
 
 function url(env: Env, name: string, def: string | undefined): string | undefined {
@@ -176,6 +187,7 @@ export function loadConfig(env: Env = process.env): Config {
       interaction: int(env, 'INTERACTION_TTL', 3600, 60, 86400),
       grant: int(env, 'GRANT_TTL', 14 * 86400, 300, 365 * 86400),
     },
+    workers: workers(env),
     accounts: accountsConfig(env),
     mfa: mfaConfig(env, issuer),
     lockout: lockoutConfig(env),

@@ -11,6 +11,8 @@ import type { Registry, ResourceServer } from './registry.ts';
 import { ServiceUnavailable } from './errors.ts';
 import { StorageUnavailable } from '../storage/errors.ts';
 import type { Views } from '../http/views.ts';
+import { TtlCache } from './client-cache.ts';
+import { bitsOfOpaqueRandomness } from './token-kinds.ts';
 import { acrValues, mfaInteractionPolicy, validateMfaPolicyMetadata, type MfaProviderHooks } from '../mfa/policy.ts';
 import { accountClientMetadata } from '../mfa/account.ts';
 
@@ -34,14 +36,17 @@ export interface ConfigurationDeps {
   mfa?: MfaProviderHooks;
 }
 
-/** Resource-server lookups are cached briefly: they sit on every token request. */
+/**
+ * Resource-server lookups are cached briefly: they sit on every token request.
+ * Bounded, because the indicators (unknown ones included) come from requests.
+ */
 function resourceCache(registry: Registry, ttlMs = 30_000) {
-  const cache = new Map<string, { at: number; value: ResourceServer | undefined }>();
+  const cache = new TtlCache<ResourceServer | undefined>({ ttlMs, maxEntries: 1000 });
   return async (id: string) => {
     const hit = cache.get(id);
-    if (hit && Date.now() - hit.at < ttlMs) return hit.value;
+    if (hit) return hit.value;
     const value = await registry.findResource(id);
-    cache.set(id, { at: Date.now(), value });
+    cache.set(id, value);
     return value;
   };
 }
@@ -74,6 +79,8 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
     responseTypes: ['code'],
     pkce: { required: () => true },
     rotateRefreshToken: true,
+    // each kind of opaque token has its own length: lookups by value read one item (token-kinds.ts)
+    formats: { bitsOfOpaqueRandomness },
     clientDefaults: {
       grant_types: ['authorization_code'],
       response_types: ['code'],

@@ -5,6 +5,7 @@ import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Storage } from '../storage/index.ts';
 import { createDynamoAdapter } from '../../adapters/dynamodb.ts';
+import { withClientCache, type ClientCache } from './client-cache.ts';
 
 export interface ResourceServer {
   /** the resource indicator (an absolute URI) */
@@ -40,9 +41,11 @@ export class Registry {
   readonly resources: Adapter;
   private readonly storage: Storage;
 
-  constructor(storage: Storage) {
+  /** with `clientCache` (the server's), client writes here invalidate it at once */
+  constructor(storage: Storage, opts: { clientCache?: ClientCache } = {}) {
     this.storage = storage;
-    const AdapterClass = createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc });
+    const Plain = createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc });
+    const AdapterClass = opts.clientCache ? withClientCache(Plain, opts.clientCache) : Plain;
     this.clients = new AdapterClass('Client');
     this.resources = new AdapterClass('ResourceServer');
   }
