@@ -1,0 +1,22 @@
+// What the bench hands the baseline process (bench/baseline.ts), as JSON.
+export interface BenchResourceServer {
+  id: string;
+  scope: string;
+  accessTokenFormat: 'jwt' | 'opaque';
+  jwtAlg?: 'RS256' | 'ES256' | 'EdDSA';
+}
+
+export interface BaselineSpec {
+  issuer: string;
+  port: number;
+  /** the private signing JWKs of our IdP's keyring (same keys, same algorithms) */
+  jwks: object[];
+  cookieKeys: string[];
+  /** client metadata, as `idp clients add` stored it */
+  clients: object[];
+  resourceServers: BenchResourceServer[];
+  account: { sub: string; email: string; name: string; passwordHash: string };
+  /** imported legacy users: bcrypt hash (one for all), upgraded to argon2id on first login */
+  legacy: { emails: string[]; bcryptHash: string; argon2: { memoryKiB: number; timeCost: number; parallelism: number } };
+  ttl: { accessToken: number; idToken: number; refreshToken: number; session: number; interaction: number; grant: number };
+}
