@@ -214,11 +214,11 @@ async function readIdpSetup(env: Record<string, string>) {
     const keyring = await openKeyring(config, storage);
     const jwks = keyring.signingJwks().filter((k): k is object & { kty: string } => typeof (k as { kty?: unknown }).kty === 'string');
     const cookieKeys = keyring.cookieKeys();
-    (keyring as { close?: () => void }).close?.();
-    const clients = (await new Registry(storage).listClients()).map((c) => {
+    const clients = (await new Registry(storage, { keyring }).listClientsOpened()).map((c) => {
       const { first_party: _fp, ...rest } = c as Record<string, unknown>;
       return rest;
     });
+    (keyring as { close?: () => void }).close?.();
     return { jwks, cookieKeys, clients, argon2: config.argon2 };
   } finally {
     await storage.close();

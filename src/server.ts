@@ -19,6 +19,7 @@ import { createViews } from './http/views.ts';
 import { ProviderHost } from './provider/index.ts';
 import { createDynamoAdapter } from '../adapters/dynamodb.ts';
 import { ClientCache, withClientCache } from './provider/client-cache.ts';
+import { withSealedClientSecrets } from './provider/sealed-clients.ts';
 import { withTokenKindLookup } from './provider/token-kinds.ts';
 import { createApp } from './http/app.ts';
 import { interactionRouter } from './interactions/routes.ts';
@@ -73,14 +74,15 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     });
     // client metadata is read on every request: cached briefly, invalidated by writes here
     const clientCache = new ClientCache();
-    const registry = new Registry(storage, { clientCache });
+    const registry = new Registry(storage, { clientCache, keyring });
     if (config.seedFile) await applySeedFile(config.seedFile, registry, log);
     const events = createEvents({ sink: config.events.sink, sqsQueueUrl: config.events.sqsQueueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, log);
     const messages = createMessageSender({ sender: config.messages.sender, messagesQueueUrl: config.messages.queueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, events);
     const views = createViews();
     // two-step verification (docs/mfa.md): its login check goes into the provider, its routers into the app
     const mfa = createMfa({ config, storage, accounts, events, messages, views, provider: () => host.provider, guard: () => lockout.guard });
-    const adapter = withTokenKindLookup(withClientCache(createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc }), clientCache));
+    const adapter = withTokenKindLookup(withClientCache(withSealedClientSecrets(createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc }), () => keyring,
+      (clientId, err) => log.error({ event: 'client.secret.integrity', clientId, err: { name: err.name, message: err.message } }, 'sealed client secret refused')), clientCache));
     const host = new ProviderHost({ config, adapter, accounts, keyring, registry, views, mfa: mfa.hooks }, log);
 
     const password = passwordStrategy(accounts, hasher, {

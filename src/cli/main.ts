@@ -11,6 +11,7 @@ import { prepareStorage } from '../server.ts';
 import { openStorage, type Storage } from '../storage/index.ts';
 import { migrate } from '../../migrations/index.ts';
 import { Registry, type ResourceServer } from '../provider/registry.ts';
+import { openKeyring } from '../keys/index.ts';
 import { runUsers, USERS_USAGE } from './users.ts';
 import { validateClient, InvalidClient } from './validate-client.ts';
 import { KEYS_USAGE, keysCommand } from './keys.ts';
@@ -121,8 +122,13 @@ export async function run(argv: string[], env: Record<string, string | undefined
         first_party: !!v['first-party'],
       };
       await withStorage(config, async (s) => {
-        await validateClient(config, s, metadata);
-        await new Registry(s).putClient(metadata as never);
+        const keyring = await openKeyring(config, s);
+        try {
+          await validateClient(config, s, metadata, keyring);
+          await new Registry(s, { keyring }).putClient(metadata as never);
+        } finally {
+          keyring.close();
+        }
       });
       out.data = { client_id: id, client_secret: secret, public: !!v.public };
       out.lines.push(`client ${id} saved`);
@@ -133,7 +139,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
       const v = parse(cmd, args, {});
       out.json = !!v.json;
       const clients = await withStorage(config, (s) => new Registry(s).listClients());
-      const safe = clients.map(({ client_secret, ...c }) => ({ ...c, has_secret: client_secret !== undefined }));
+      const safe = clients.map(({ client_secret, client_secret_sealed, ...c }) => ({ ...c, has_secret: client_secret !== undefined || client_secret_sealed !== undefined }));
       out.data = safe;
       out.lines.push(...table(safe.map((c) => ({ id: c.client_id, name: c.client_name, auth: c.token_endpoint_auth_method, grants: c.grant_types, first_party: (c as Record<string, unknown>).first_party, redirect_uris: c.redirect_uris })), ['id', 'name', 'auth', 'grants', 'first_party', 'redirect_uris']));
       return out;

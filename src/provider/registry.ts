@@ -6,6 +6,8 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Storage } from '../storage/index.ts';
 import { createDynamoAdapter } from '../../adapters/dynamodb.ts';
 import { withClientCache, type ClientCache } from './client-cache.ts';
+import { withSealedClientSecrets } from './sealed-clients.ts';
+import type { Keyring } from '../keys/types.ts';
 
 export interface ResourceServer {
   /** the resource indicator (an absolute URI) */
@@ -41,11 +43,18 @@ export class Registry {
   readonly resources: Adapter;
   private readonly storage: Storage;
 
-  /** with `clientCache` (the server's), client writes here invalidate it at once */
-  constructor(storage: Storage, opts: { clientCache?: ClientCache } = {}) {
+  /**
+   * With `keyring`, client secrets are sealed on write and opened on read
+   * (src/provider/sealed-clients.ts); the server, the CLI and the seed file
+   * always pass it. With `clientCache` (the server's), client
+   * writes here invalidate it at once.
+   */
+  constructor(storage: Storage, opts: { clientCache?: ClientCache; keyring?: Keyring } = {}) {
     this.storage = storage;
     const Plain = createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc });
-    const AdapterClass = opts.clientCache ? withClientCache(Plain, opts.clientCache) : Plain;
+    const keyring = opts.keyring;
+    const Sealed = keyring ? withSealedClientSecrets(Plain, () => keyring) : Plain;
+    const AdapterClass = opts.clientCache ? withClientCache(Sealed, opts.clientCache) : Sealed;
     this.clients = new AdapterClass('Client');
     this.resources = new AdapterClass('ResourceServer');
   }
@@ -54,8 +63,15 @@ export class Registry {
     await this.clients.upsert(metadata.client_id, metadata, 0);
   }
 
+  /** client metadata as stored: secrets stay sealed (`client_secret_sealed`) */
   async listClients(): Promise<AdapterPayload[]> {
     return (await scanModel(this.storage, 'Client')).sort((a, b) => String(a.client_id).localeCompare(String(b.client_id)));
+  }
+
+  /** every client with its secret opened (needs the keyring) */
+  async listClientsOpened(): Promise<AdapterPayload[]> {
+    const ids = (await this.listClients()).map((c) => String(c.client_id));
+    return (await Promise.all(ids.map((id) => this.clients.find(id)))).filter((c): c is AdapterPayload => c !== undefined);
   }
 
   async removeClient(id: string): Promise<boolean> {
