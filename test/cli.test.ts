@@ -1,0 +1,56 @@
+// The `idp` command as an operator runs it (bin/idp, a real process) on an
+// embedded DATA_DIR with no server running: human and --json output, and bad
+// arguments answered with a usage line and exit code 2.
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { tempDir } from './support/idp.ts';
+
+describe('idp command', function () {
+  this.timeout(60_000);
+  const env = { ...process.env, DATA_DIR: tempDir('idp-cli-'), LOG_LEVEL: 'silent' };
+  const idp = (...args: string[]) => spawnSync('bin/idp', args, { env, encoding: 'utf8', timeout: 30_000 });
+
+  it('migrates, adds and lists clients and resource servers, for people and as JSON', () => {
+    expect(idp('migrate').stdout).to.match(/schema is up to date|migrated schema/);
+    const add = idp('clients', 'add', '--id', 'app1', '--redirect-uri', 'https://app.example.test/cb', '--name', 'App One');
+    expect(add.status).to.equal(0);
+    expect(add.stdout).to.match(/client app1 saved\nclient_secret: \S{40,}  \(shown once; store it now\)/);
+
+    const listed = JSON.parse(idp('clients', 'list', '--json').stdout) as Array<Record<string, unknown>>;
+    expect(listed.map((c) => c.client_id)).to.deep.equal(['app1']);
+    expect(listed[0].has_secret).to.equal(true);
+    expect(JSON.stringify(listed)).to.not.match(/client_secret"|sealed/);
+    expect(idp('clients', 'list').stdout).to.match(/^ID\s+NAME\s+AUTH/m).and.match(/app1\s+App One/);
+
+    expect(idp('resources', 'add', '--id', 'https://api.example.test', '--scope', 'read write').status).to.equal(0);
+    expect(JSON.parse(idp('resources', 'list', '--json').stdout)[0]).to.include({ id: 'https://api.example.test', accessTokenFormat: 'jwt' });
+
+    expect(JSON.parse(idp('clients', 'remove', '--id', 'app1', '--json').stdout)).to.deep.equal({ client_id: 'app1', removed: true });
+    expect(idp('clients', 'remove', '--id', 'app1').stdout.trim()).to.equal('no client app1');
+  });
+
+  it('answers bad arguments with a usage line and exit code 2', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['clients', 'add', '--id', 'x'], /authorization_code needs at least one --redirect-uri\nusage: idp clients add/],
+      [['clients', 'add', '--id', 'x', '--public', '--secret', 's', '--redirect-uri', 'https://x.test/cb'], /exclude each other/],
+      [['clients', 'add', '--bogus'], /Unknown option '--bogus'[\s\S]*usage: idp clients add/],
+      [['clients', 'add', '--id', 'x', '--redirect-uri', 'not a url'], /invalid client: redirect_uris/],
+      [['users', 'add', '--email', 'not-an-email', '--password', 'a long passphrase'], /not a valid e-mail/],
+      [['resources', 'add', '--id', 'https://api.test', '--scope', 'a', '--format', 'xml'], /--format must be jwt or opaque/],
+      [['frobnicate'], /unknown command "frobnicate"\nusage:/],
+      [[], /^idp: usage:/],
+    ];
+    for (const [args, message] of cases) {
+      const r = idp(...args);
+      expect(r.status, args.join(' ')).to.equal(2);
+      expect(r.stderr, args.join(' ')).to.match(message);
+      expect(r.stderr).to.not.match(/\n\s+at /);
+    }
+  });
+
+  it('stops on a bad configuration value with one line and exit code 1', () => {
+    const r = spawnSync('bin/idp', ['clients', 'list'], { env: { ...env, KEYS_MODE: 'vault' }, encoding: 'utf8' });
+    expect(r.status).to.equal(1);
+    expect(r.stderr.trim()).to.equal('configuration error: KEYS_MODE must be one of local, kms-envelope, kms-sign, got "vault"');
+  });
+});
