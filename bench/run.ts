@@ -1,21 +1,25 @@
 // `npm run bench`: our IdP against bare oidc-provider, in the same run, on the
 // same machine. See bench/README.md for what is measured and how to read it.
 //
-//   npm run bench                    the full run (about 3 minutes on 2 cores)
+//   npm run bench                    the full run (about 4.5 minutes on 2 cores)
 //   npm run bench -- --no-ddb-local  skip the DynamoDB Local phase
 //   npm run bench -- --no-cluster    skip the 2-worker phase
+//   npm run bench -- --no-kms        skip the keys-modes phase (kms-envelope, kms-sign)
 //   npm run bench -- --profile       instead: --cpu-prof on our IdP under the
 //                                    client_credentials and introspection
 //                                    scenarios; writes bench/results/profile-*.txt
 //   BENCH_SECONDS=4 BENCH_LOG_LEVEL=info   measured seconds per scenario, our IdP's LOG_LEVEL
 //   BENCH_ONLY=cc-opaque,introspection     a subset of the scenarios
-//   BENCH_BUDGET_SECONDS=270               skip the DynamoDB Local phase when it would not fit
+//   BENCH_BUDGET_SECONDS=285               skip the DynamoDB Local phase when it would not fit
+//   BENCH_IMPORT_ROWS=2000                 rows of the generated `idp users import` file
 //
 // Processes: this one (setup, autocannon, the login driver, the report); the
 // baseline (bench/baseline.ts); our IdP (src/main.ts, as `npm start` runs it);
 // for embedded storage, a dynalite owner (bench/dynalite-owner.ts) that serves
 // DATA_DIR's LevelDB as a cluster primary would, so the IdP's CPU time
-// excludes the emulator's; for DynamoDB Local, its Java process.
+// excludes the emulator's; for DynamoDB Local, its Java process; for the
+// keys-modes phase, a KMS test server (bench/kms-owner.ts); for the import
+// scenario, one `idp users import` process (src/cli/main.ts, as bin/idp runs it).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,7 +38,8 @@ import { freePort } from '../test/support/idp.ts';
 import { startDynamoDBLocal, type TestBackend } from '../test/support/dynamo.ts';
 import { cannon, basic, form, FORM, type AcRequest, type AcResult } from './lib/load.ts';
 import { drive, loginOnce, percentile, PoolEmpty, type LoginTarget, type TokenResponse } from './lib/login.ts';
-import { machineInfo, peakRssMiB, processTree, resetPeakRss, treeCpuMs } from './lib/proc.ts';
+import { machineInfo, peakRssMiB, processTree, reapedChildrenCpuMs, resetPeakRss, treeCpuMs } from './lib/proc.ts';
+import { writeImportFile, type ImportFileInfo } from './lib/import-file.ts';
 import type { BaselineSpec, BenchResourceServer } from './lib/spec.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -43,11 +48,19 @@ const argv = new Set(process.argv.slice(2));
 const PROFILE = argv.has('--profile');
 const WITH_DDB_LOCAL = !argv.has('--no-ddb-local') && !PROFILE;
 const WITH_CLUSTER = !argv.has('--no-cluster') && !PROFILE;
+const WITH_KMS = !argv.has('--no-kms') && !PROFILE;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const WARMUP_SECONDS = 1;
-/** the whole run should stay under 5 minutes: the DynamoDB Local phase (about 90 s) is skipped when it would not fit */
-const BUDGET_SECONDS = Number(process.env.BENCH_BUDGET_SECONDS ?? 270);
-const DDB_LOCAL_PHASE_SECONDS = 95;
+/** the whole run should stay under 5 minutes: a phase that would not fit (keys modes, DynamoDB Local) is skipped */
+const BUDGET_SECONDS = Number(process.env.BENCH_BUDGET_SECONDS ?? 290);
+/** seconds each measurement took so far (warm-up, settling pause, window, counters, preparation) */
+const measureSeconds: number[] = [];
+/** one measurement, as measured so far in this run (about 5.5 s), plus a little */
+const perMeasure = () => 0.2 + (measureSeconds.length ? measureSeconds.reduce((a, b) => a + b, 0) / measureSeconds.length : SECONDS + WARMUP_SECONDS + 0.5);
+/** DynamoDB Local: the JVM's start (3–10 s), setup, our IdP's start, then ours and the baseline per scenario (about 85 s for 7) */
+const ddbLocalPhaseSeconds = (scenarios: number) => 12 + scenarios * 2 * perMeasure();
+/** keys modes with phase 3 (about 4 s, the set-up beside it), then per JWT scenario both modes and the baseline (about 35 s in all) */
+const kmsPhaseSeconds = (measurements: number) => 6 + measurements * perMeasure();
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info';
 const CONNECTIONS = 10;
 const LOGIN_CONCURRENCY = 4;
@@ -61,6 +74,16 @@ const PASSWORD = 'bench correct horse battery staple';
 const LEGACY_USERS = 200;
 const LEGACY_PASSWORD = 'bench legacy password 0123';
 const legacyEmail = (i: number) => `legacy.${i}@example.com`;
+/** migrated-login: imported users whose first login upgraded them, logged in again round-robin; at least this many */
+const MIGRATED_POOL = 8;
+/** import: rows of the generated file; every IMPORT_DUP_EVERY-th row is a verified duplicate (merged), every IMPORT_BCRYPT_EVERY-th a bcrypt hash, the rest salted SHA-256 */
+const IMPORT_ROWS = Number(process.env.BENCH_IMPORT_ROWS ?? 2000);
+const IMPORT_DUP_EVERY = 10;
+const IMPORT_BCRYPT_EVERY = 5;
+/** the KMS modes of the keys-modes phase, and its scenarios (local mode is phase 1) */
+const KMS_MODES = ['kms-envelope', 'kms-sign'] as const;
+type KmsMode = (typeof KMS_MODES)[number];
+const KMS_SCENARIOS = ['cc-jwt-es256', 'cc-jwt-rs256'];
 const RESOURCES: BenchResourceServer[] = [
   { id: 'https://opaque.bench.test', scope: 'api:read', accessTokenFormat: 'opaque' },
   { id: 'https://es256.bench.test', scope: 'api:read', accessTokenFormat: 'jwt', jwtAlg: 'ES256' },
@@ -114,10 +137,17 @@ interface Target {
   ddbCounts?(): Promise<Record<string, number>>;
   /** the emulator's pid, reported separately (embedded only) */
   storagePid?: number;
+  /** KMS requests served so far, by operation (keys-modes phase only) */
+  kmsCounts?(): Promise<Record<string, number>>;
+  /** the KMS test server's pid, reported separately (keys-modes phase only) */
+  kmsPid?: number;
   opaqueToken?: string;
   refreshPool: string[];
   /** imported legacy users not logged in yet */
   legacyPool: string[];
+  /** imported users whose first login has upgraded them (argon2id now) */
+  migratedPool: string[];
+  migratedNext: number;
   login: LoginTarget;
   stop(): Promise<void>;
 }
@@ -126,6 +156,38 @@ interface DynaliteOwner {
   child: ChildProcess;
   endpoint: string;
   counts(): Promise<Record<string, number>>;
+}
+
+/** asks a forked owner process for its counters over IPC */
+function askCounts(child: ChildProcess, type: 'counts' | 'calls'): Promise<Record<string, number>> {
+  return new Promise((resolve) => {
+    const onMsg = (m: { type: string } & Record<string, unknown>) => {
+      if (m.type !== type) return;
+      child.off('message', onMsg);
+      resolve(m[type] as Record<string, number>);
+    };
+    child.on('message', onMsg);
+    child.send({ type });
+  });
+}
+
+interface KmsOwner {
+  child: ChildProcess;
+  endpoint: string;
+  /** the symmetric key: KMS_KEY_ID of both KMS modes */
+  keyId: string;
+  calls(): Promise<Record<string, number>>;
+}
+
+/** the KMS test server, in a process of its own (bench/kms-owner.ts) */
+async function startKmsOwner(): Promise<KmsOwner> {
+  const child = fork(path.join(root, 'bench', 'kms-owner.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  const ready = await new Promise<{ endpoint: string; keyId: string }>((resolve, reject) => {
+    child.once('message', (m: { type: string; endpoint: string; keyId: string }) => resolve(m));
+    child.once('exit', (code) => reject(new Error(`KMS server exited (${code})`)));
+  });
+  return { child, ...ready, calls: () => askCounts(child, 'calls') };
 }
 
 async function startDynaliteOwner(dataDir: string): Promise<DynaliteOwner> {
@@ -137,22 +199,11 @@ async function startDynaliteOwner(dataDir: string): Promise<DynaliteOwner> {
     child.once('message', (m: { type: string; endpoint: string }) => resolve(m.endpoint));
     child.once('exit', (code) => reject(new Error(`dynalite owner exited (${code})`)));
   });
-  return {
-    child, endpoint,
-    counts: () => new Promise((resolve) => {
-      const onMsg = (m: { type: string; counts: Record<string, number> }) => {
-        if (m.type !== 'counts') return;
-        child.off('message', onMsg);
-        resolve(m.counts);
-      };
-      child.on('message', onMsg);
-      child.send({ type: 'counts' });
-    }),
-  };
+  return { child, endpoint, counts: () => askCounts(child, 'counts') };
 }
 
 /** our IdP as `npm start` runs it: node src/main.ts, configured by environment */
-async function startOurs(label: string, env: Record<string, string>, opts: { workers: number; nodeArgs?: string[]; owner?: DynaliteOwner }): Promise<Target> {
+async function startOurs(label: string, env: Record<string, string>, opts: { workers: number; nodeArgs?: string[]; owner?: DynaliteOwner; kms?: KmsOwner }): Promise<Target> {
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
   const logFile = path.join(tmp, `idp-${label.replace(/\W+/g, '_')}.log`);
@@ -179,8 +230,12 @@ async function startOurs(label: string, env: Record<string, string>, opts: { wor
     pids: () => processTree(child.pid!),
     ddbCounts: opts.owner?.counts,
     storagePid: opts.owner?.child.pid,
+    kmsCounts: opts.kms?.calls,
+    kmsPid: opts.kms?.child.pid,
     refreshPool: [],
     legacyPool: Array.from({ length: LEGACY_USERS }, (_, i) => legacyEmail(i)),
+    migratedPool: [],
+    migratedNext: 0,
     login: { origin, clientId: 'webapp', clientSecret: SECRET, redirectUri: REDIRECT, email: EMAIL, password: PASSWORD },
     stop: () => stopChild(child),
   };
@@ -245,6 +300,8 @@ async function startBaseline(spec: Omit<BaselineSpec, 'issuer' | 'port'>): Promi
     pids: () => processTree(child.pid!),
     refreshPool: [],
     legacyPool: Array.from({ length: LEGACY_USERS }, (_, i) => legacyEmail(i)),
+    migratedPool: [],
+    migratedNext: 0,
     login: { origin, clientId: 'webapp', clientSecret: SECRET, redirectUri: REDIRECT, email: EMAIL, password: PASSWORD },
     stop: () => stopChild(child),
   };
@@ -266,6 +323,11 @@ interface Measured {
   ddbOps?: Record<string, number>;
   /** the emulator's CPU per request, not included in cpuMsPerReq (embedded only) */
   storageCpuMsPerReq?: number;
+  /** KMS requests served per request, in all and by operation (keys-modes phase only) */
+  kmsPerReq?: number;
+  kmsOps?: Record<string, number>;
+  /** the KMS test server's CPU per request, not included in cpuMsPerReq (keys-modes phase only) */
+  kmsCpuMsPerReq?: number;
 }
 
 interface Scenario {
@@ -273,6 +335,8 @@ interface Scenario {
   title: string;
   storage: boolean;
   jwt?: boolean;
+  /** false: not run again in the DynamoDB Local phase (time budget) */
+  ddbLocal?: boolean;
   /** instead of `run` for the warm-up second */
   warmup?(t: Target): Promise<void>;
   /** before the warm-up and again before the measured run, outside both */
@@ -353,10 +417,32 @@ const loginWarmup = async (t: Target) => {
 };
 
 /** one fresh imported user per login: bcrypt verify, argon2id hash, the upgrade write */
-const legacyFlow = (t: Target) => () => {
+const legacyFlow = (t: Target) => async () => {
   const email = t.legacyPool.shift();
   if (!email) throw new PoolEmpty();
+  const tokens = await loginOnce({ ...t.login, email, password: LEGACY_PASSWORD });
+  t.migratedPool.push(email);
+  return tokens;
+};
+
+/** an imported user whose first login already upgraded them, round-robin over the pool: argon2id verify */
+const migratedFlow = (t: Target) => () => {
+  const email = t.migratedPool[t.migratedNext++ % t.migratedPool.length];
   return loginOnce({ ...t.login, email, password: LEGACY_PASSWORD });
+};
+
+/** enough upgraded users that the virtual users do not share one: first logins of imported users, when legacy-login did not run */
+async function fillMigratedPool(t: Target): Promise<void> {
+  while (t.migratedPool.length < MIGRATED_POOL) {
+    if (t.legacyPool.length === 0) throw new Error(`no imported legacy user left to migrate (${t.migratedPool.length} migrated)`);
+    await Promise.all(Array.from({ length: Math.min(LOGIN_CONCURRENCY, MIGRATED_POOL - t.migratedPool.length) }, legacyFlow(t)));
+  }
+}
+
+const migratedLogin: Scenario['run'] = async (t, seconds) => {
+  const r = await drive(migratedFlow(t), { concurrency: LOGIN_CONCURRENCY, durationMs: seconds * 1000 });
+  const sorted = [...r.latencies].sort((a, b) => a - b);
+  return { requests: r.completed + r.errors, ok: r.completed, errors: r.errors, p50: percentile(sorted, 50), p99: percentile(sorted, 99), seconds: r.durationMs / 1000, firstError: r.firstError };
 };
 
 const legacyLogin: Scenario['run'] = async (t, seconds) => {
@@ -378,11 +464,17 @@ const ALL_SCENARIOS: Scenario[] = [
     warmup: async (t) => { await drive(legacyFlow(t), { concurrency: LOGIN_CONCURRENCY, durationMs: WARMUP_SECONDS * 1000 }); },
     run: legacyLogin,
   },
+  {
+    id: 'migrated-login', title: 'login of an imported user already upgraded to argon2id by a first login (7 HTTP requests)', storage: true, ddbLocal: false,
+    prepare: fillMigratedPool, run: migratedLogin,
+  },
   { id: 'refresh', title: 'refresh_token rotation', storage: true, prepare: fillRefreshPool, run: refresh },
 ];
 
-/** BENCH_ONLY=id,id: a subset (for quick comparisons; the full run is the reference) */
-const SCENARIOS = process.env.BENCH_ONLY ? ALL_SCENARIOS.filter((s) => process.env.BENCH_ONLY!.split(',').includes(s.id)) : ALL_SCENARIOS;
+/** BENCH_ONLY=id,id: a subset (for quick comparisons; the full run is the reference); ids also `import` and `<scenario>@<KMS mode>` */
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : undefined;
+const selected = (id: string) => !ONLY || ONLY.has(id);
+const SCENARIOS = ALL_SCENARIOS.filter((s) => selected(s.id));
 
 function sum(o: Record<string, number>): number {
   return Object.values(o).reduce((a, b) => a + b, 0);
@@ -395,6 +487,15 @@ function diff(after: Record<string, number>, before: Record<string, number>): Re
 }
 
 async function measure(t: Target, s: Scenario, seconds = SECONDS): Promise<Measured> {
+  const started = performance.now();
+  try {
+    return await measureOnce(t, s, seconds);
+  } finally {
+    measureSeconds.push((performance.now() - started) / 1000);
+  }
+}
+
+async function measureOnce(t: Target, s: Scenario, seconds: number): Promise<Measured> {
   // warm-up (JIT, caches, connections), not counted
   if (s.warmup) await s.warmup(t);
   else {
@@ -409,12 +510,17 @@ async function measure(t: Target, s: Scenario, seconds = SECONDS): Promise<Measu
   const cpu0 = treeCpuMs(pids);
   const st0 = t.storagePid ? treeCpuMs([t.storagePid]) : 0;
   const ddb0 = t.ddbCounts ? await t.ddbCounts() : undefined;
+  const kms0 = t.kmsCounts ? await t.kmsCounts() : undefined;
+  const km0 = t.kmsPid ? treeCpuMs([t.kmsPid]) : 0;
   const r = await s.run(t, seconds);
   const cpu1 = treeCpuMs(pids);
   const st1 = t.storagePid ? treeCpuMs([t.storagePid]) : 0;
+  const km1 = t.kmsPid ? treeCpuMs([t.kmsPid]) : 0;
   const ddb1 = t.ddbCounts ? await t.ddbCounts() : undefined;
+  const kms1 = t.kmsCounts ? await t.kmsCounts() : undefined;
   const n = Math.max(1, r.requests);
   const ops = ddb0 && ddb1 ? diff(ddb1, ddb0) : undefined;
+  const kmsOps = kms0 && kms1 ? diff(kms1, kms0) : undefined;
   const m: Measured = {
     rps: round(r.ok / r.seconds, 1),
     p50ms: round(r.p50, 2),
@@ -426,8 +532,10 @@ async function measure(t: Target, s: Scenario, seconds = SECONDS): Promise<Measu
     ...(r.firstError ? { firstError: r.firstError } : {}),
     ...(ops ? { ddbPerReq: round(sum(ops) / n, 2), ddbOps: Object.fromEntries(Object.entries(ops).map(([k, v]) => [k, round(v / n, 2)])) } : {}),
     ...(t.storagePid ? { storageCpuMsPerReq: round((st1 - st0) / n, 3) } : {}),
+    ...(kmsOps ? { kmsPerReq: round(sum(kmsOps) / n, 2), kmsOps: Object.fromEntries(Object.entries(kmsOps).map(([k, v]) => [k, round(v / n, 2)])) } : {}),
+    ...(t.kmsPid ? { kmsCpuMsPerReq: round((km1 - km0) / n, 3) } : {}),
   };
-  log(`  ${t.label.padEnd(24)} ${s.id.padEnd(14)} ${String(m.rps).padStart(8)} req/s  p50 ${m.p50ms} ms  p99 ${m.p99ms} ms  cpu ${m.cpuMsPerReq} ms/req${m.ddbPerReq !== undefined ? `  ddb ${m.ddbPerReq}/req` : ''}${m.errors ? `  ERRORS ${m.errors}: ${m.firstError ?? ''}` : ''}`);
+  log(`  ${t.label.padEnd(24)} ${s.id.padEnd(14)} ${String(m.rps).padStart(8)} req/s  p50 ${m.p50ms} ms  p99 ${m.p99ms} ms  cpu ${m.cpuMsPerReq} ms/req${m.ddbPerReq !== undefined ? `  ddb ${m.ddbPerReq}/req` : ''}${m.kmsPerReq !== undefined ? `  kms ${JSON.stringify(m.kmsOps)}/req` : ''}${m.errors ? `  ERRORS ${m.errors}: ${m.firstError ?? ''}` : ''}`);
   return m;
 }
 
@@ -496,7 +604,7 @@ async function countRoundTrips(env: Record<string, string>, reps = 10): Promise<
     return res;
   }) as typeof fetch;
   const target: Target = {
-    label: 'in-process', origin, pids: () => [], refreshPool: [], legacyPool: [0, 1, 2].map((i) => legacyEmail(LEGACY_USERS + i)),
+    label: 'in-process', origin, pids: () => [], refreshPool: [], legacyPool: [0, 1, 2].map((i) => legacyEmail(LEGACY_USERS + i)), migratedPool: [], migratedNext: 0,
     login: { origin, clientId: 'webapp', clientSecret: SECRET, redirectUri: REDIRECT, email: EMAIL, password: PASSWORD },
     stop: async () => {},
   };
@@ -522,6 +630,8 @@ async function countRoundTrips(env: Record<string, string>, reps = 10): Promise<
     for (let i = 0; i < 3; i++) await loginOnce(target.login);
     prefix = 'legacy first login: ';
     for (let i = 0; i < 3; i++) await legacyFlow(target)();
+    prefix = 'migrated login: ';
+    for (let i = 0; i < 3; i++) await migratedFlow(target)();
   } finally {
     recording = false;
     globalThis.fetch = realFetch;
@@ -603,14 +713,206 @@ function summariseProfile(file: string, lastMs: number, top = 30): string {
   return lines.join('\n');
 }
 
+// ─── import: `idp users import` as an operator runs it ──────────────────────
+
+interface ImportDetails extends Omit<ImportFileInfo, 'file'> {
+  /** the import summary the command printed (--json), without the per-line errors */
+  summary: { read: number; created: number; merged: number; updated: number; unchanged: number; rejected: number };
+  /** `--concurrency` (the command's default) */
+  concurrency: number;
+  /** the whole process: start, storage and keyring, the rows, exit */
+  wallMs: number;
+  /** the same command on an empty file, just before: start-up and exit */
+  startupMs: number;
+  /** rows / (wallMs - startupMs) */
+  rowsPerSecondAfterStartup: number;
+}
+
+interface CliProcessRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  wallMs: number;
+  cpuMs: number;
+  peakRssMiB: number;
+}
+
+/** `idp ARGS` (src/cli/main.ts, what bin/idp runs) as a process of its own; its CPU time from our reaped children's, its peak RSS polled */
+async function idpProcess(args: string[], env: Record<string, string>): Promise<CliProcessRun> {
+  const cpu0 = reapedChildrenCpuMs();
+  const start = performance.now();
+  const child = spawn(process.execPath, [path.join(root, 'src', 'cli', 'main.ts'), ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (b: Buffer) => { stdout += b.toString(); });
+  child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
+  let peak = 0;
+  // VmHWM only grows: the last reading before the exit is the peak, within the 20 ms before it
+  const poll = setInterval(() => { peak = Math.max(peak, peakRssMiB(child.pid!) || 0); }, 20);
+  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+  clearInterval(poll);
+  children.delete(child);
+  return { code, stdout, stderr, wallMs: performance.now() - start, cpuMs: reapedChildrenCpuMs() - cpu0, peakRssMiB: peak };
+}
+
+/**
+ * rows/s of `idp users import FILE --json`, run as a separate process against
+ * the running IdP's embedded storage (through the dynalite owner, as an
+ * operator's command would while the server runs). No baseline: bare
+ * oidc-provider has no accounts to import into.
+ */
+async function measureImport(owner: DynaliteOwner, env: Record<string, string>): Promise<Row> {
+  const info = await writeImportFile(path.join(tmp, 'import.jsonl'), { rows: IMPORT_ROWS, dupEvery: IMPORT_DUP_EVERY, bcryptEvery: IMPORT_BCRYPT_EVERY });
+  const empty = path.join(tmp, 'import-empty.jsonl');
+  fs.writeFileSync(empty, '');
+  const startup = await idpProcess(['users', 'import', empty, '--json'], env);
+  if (startup.code !== 0) throw new Error(`idp users import (empty file) exited ${startup.code}: ${startup.stderr.slice(-2000)}`);
+  const st0 = treeCpuMs([owner.child.pid!]);
+  const ddb0 = await owner.counts();
+  const r = await idpProcess(['users', 'import', info.file, '--json'], env);
+  const st1 = treeCpuMs([owner.child.pid!]);
+  const ops = diff(await owner.counts(), ddb0);
+  if (r.code !== 0) throw new Error(`idp users import exited ${r.code}: ${r.stderr.slice(-2000)}`);
+  const full = JSON.parse(r.stdout) as ImportDetails['summary'] & { errors: Array<{ line: number; reason: string }> };
+  const summary = { read: full.read, created: full.created, merged: full.merged, updated: full.updated, unchanged: full.unchanged, rejected: full.rejected };
+  const n = Math.max(1, info.rows);
+  const ok = summary.created + summary.merged + summary.updated + summary.unchanged;
+  const { file: _file, ...file } = info;
+  const details: ImportDetails = {
+    ...file, summary, concurrency: 8,
+    wallMs: round(r.wallMs, 0), startupMs: round(startup.wallMs, 0),
+    rowsPerSecondAfterStartup: round(ok / Math.max(0.001, (r.wallMs - startup.wallMs) / 1000), 1),
+  };
+  const unexpected = summary.created !== info.expected.created || summary.merged !== info.expected.merged;
+  const firstError = full.errors[0] ? `line ${full.errors[0].line}: ${full.errors[0].reason}`
+    : unexpected ? `expected ${JSON.stringify(info.expected)}, the summary says ${JSON.stringify(summary)}` : undefined;
+  const m: Row = {
+    scenario: 'import', title: `idp users import of ${info.rows} rows (a separate CLI process; 1 in ${IMPORT_DUP_EVERY} a verified duplicate to merge)`,
+    target: 'ours', storage: 'dynalite', workers: 1, keysMode: 'local',
+    rps: round(ok / (r.wallMs / 1000), 1),
+    p50ms: null, p99ms: null,
+    cpuMsPerReq: round(r.cpuMs / n, 3),
+    peakRssMiB: round(r.peakRssMiB, 1),
+    requests: info.rows,
+    errors: summary.rejected + (unexpected && !summary.rejected ? 1 : 0),
+    ...(firstError ? { firstError } : {}),
+    ddbPerReq: round(sum(ops) / n, 2), ddbOps: Object.fromEntries(Object.entries(ops).map(([k, v]) => [k, round(v / n, 2)])),
+    storageCpuMsPerReq: round((st1 - st0) / n, 3),
+    baselineRps: null, baselineCpuMsPerReq: null, baselineP50ms: null, baselineP99ms: null, baselinePeakRssMiB: null,
+    ratio: null, cpuRatio: null,
+    import: details,
+  };
+  log(`  ${'idp users import'.padEnd(24)} ${'import'.padEnd(14)} ${String(m.rps).padStart(8)} rows/s  ${info.rows} rows in ${details.wallMs} ms (start-up ${details.startupMs} ms)  cpu ${m.cpuMsPerReq} ms/row  peak RSS ${m.peakRssMiB} MiB  ddb ${m.ddbPerReq}/row  ${JSON.stringify(summary)}${firstError ? `  ERROR: ${firstError}` : ''}`);
+  return m;
+}
+
+// ─── keys modes: the IdP in kms-envelope and kms-sign ──────────────────────
+
+const RESOURCE_OF: Record<string, string> = { 'cc-jwt-es256': RESOURCES[1].id, 'cc-jwt-rs256': RESOURCES[2].id };
+
+/**
+ * KMS requests per token, exactly: `n` client_credentials tokens one after
+ * the other (under load, kmsOps also counts the requests still in flight
+ * when the window closed, which autocannon does not count as answered)
+ */
+async function kmsPerToken(t: Target, resource: string, n = 20): Promise<Record<string, number>> {
+  // the requests autocannon left in flight are still being answered: wait until KMS is quiet
+  let before = await t.kmsCounts!();
+  for (let quiet = 0; quiet < 2;) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = await t.kmsCounts!();
+    quiet = sum(now) === sum(before) ? quiet + 1 : 0;
+    before = now;
+  }
+  for (let i = 0; i < n; i++) {
+    const res = await fetch(`${t.origin}/token`, {
+      method: 'POST', headers: { 'content-type': FORM, authorization: basic('svc', SECRET) },
+      body: form({ grant_type: 'client_credentials', scope: 'api:read', resource }),
+    });
+    const body = await res.text();
+    if (res.status !== 200) throw new Error(`${t.label}: token request ${res.status} ${body.slice(0, 200)}`);
+  }
+  return Object.fromEntries(Object.entries(diff(await t.kmsCounts!(), before)).map(([k, v]) => [k, round(v / n, 2)]));
+}
+
+interface KeysModes {
+  wanted: Array<{ id: string; mode: KmsMode }>;
+  targets: Map<KmsMode, Target>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Our IdP with KEYS_MODE=kms-envelope and kms-sign, each on its own tables
+ * (TABLE_PREFIX) of the same embedded storage, against one KMS test server
+ * process: the set-up (it measures nothing, so it runs beside phase 3).
+ */
+async function startKeysModes(owner: DynaliteOwner, dataDir: string): Promise<KeysModes> {
+  const wanted = KMS_SCENARIOS.flatMap((id) => KMS_MODES.map((mode) => ({ id, mode }))).filter((w) => selected(`${w.id}@${w.mode}`));
+  const modes = KMS_MODES.filter((mode) => wanted.some((w) => w.mode === mode));
+  const kms = await startKmsOwner();
+  log(`  KMS test server pid ${kms.child.pid} at ${kms.endpoint}, envelope key ${kms.keyId}`);
+  const targets = new Map<KmsMode, Target>();
+  const stop = async () => {
+    for (const t of targets.values()) await t.stop();
+    await stopChild(kms.child);
+  };
+  try {
+    const envs = new Map(modes.map((mode) => [mode, {
+      DATA_DIR: dataDir, TABLE_PREFIX: mode === 'kms-envelope' ? 'kmsenv_' : 'kmssign_',
+      KEYS_MODE: mode, KMS_KEY_ID: kms.keyId, KMS_ENDPOINT: kms.endpoint, AWS_REGION: 'us-east-1', LOG_LEVEL: 'silent',
+    }]));
+    for (const [, env] of envs) {
+      await cli(['migrate'], env);
+      await cli(['clients', 'add', '--id', 'svc', '--secret', SECRET, '--grant-types', 'client_credentials'], env);
+      for (const rs of RESOURCES.filter((x) => x.jwtAlg)) await cli(['resources', 'add', '--id', rs.id, '--scope', rs.scope, '--format', 'jwt', '--alg', rs.jwtAlg!], env);
+    }
+    const started = await Promise.allSettled(modes.map((mode) => startOurs(`ours (${mode})`, envs.get(mode)!, { workers: 1, owner, kms })));
+    started.forEach((r, i) => { if (r.status === 'fulfilled') targets.set(modes[i], r.value); });
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    log(`  ${[...targets.values()].map((t) => `${t.label} pid ${t.pids().join(',')}`).join('; ')}`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { wanted, targets, stop };
+}
+
+/** per JWT scenario: the first mode, the baseline, the second mode */
+async function measureKeysModes({ wanted, targets }: KeysModes, baseline: Target, rows: Row[]): Promise<void> {
+  for (const id of KMS_SCENARIOS) {
+    const s = ALL_SCENARIOS.find((x) => x.id === id)!;
+    const these = wanted.filter((x) => x.id === id);
+    if (!these.length) continue;
+    const measured: Array<[KmsMode, Scenario, Measured, Record<string, number>]> = [];
+    let b: Measured | undefined;
+    // first mode, the baseline, second mode: the baseline is next to both
+    for (const [i, w] of these.entries()) {
+      if (i === 1) b = await measure(baseline, s);
+      const t = targets.get(w.mode)!;
+      const sm: Scenario = { ...s, id: `${id}@${w.mode}`, title: `${s.title}, KEYS_MODE=${w.mode}` };
+      const m = await measure(t, sm);
+      measured.push([w.mode, sm, m, await kmsPerToken(t, RESOURCE_OF[id])]);
+    }
+    b ??= await measure(baseline, s);
+    for (const [mode, sm, m, perToken] of measured) rows.push({ ...row(sm, m, b, 'dynalite', 1, mode), kmsOpsPerToken: perToken });
+  }
+}
+
 // ─── the run ───────────────────────────────────────────────────────────────
 
-interface Row extends Measured {
+interface Row extends Omit<Measured, 'p50ms' | 'p99ms'> {
   scenario: string;
   title: string;
   target: 'ours';
   storage: 'dynalite' | 'dynamodb-local';
   workers: number;
+  /** KEYS_MODE of our IdP: local except in the keys-modes phase */
+  keysMode: 'local' | KmsMode;
+  /** null for import (a CLI process reports no per-row latency) */
+  p50ms: number | null;
+  p99ms: number | null;
   baselineRps: number | null;
   baselineCpuMsPerReq: number | null;
   baselineP50ms: number | null;
@@ -620,6 +922,10 @@ interface Row extends Measured {
   ratio: number | null;
   /** ours cpuMsPerReq / baseline cpuMsPerReq */
   cpuRatio: number | null;
+  /** import only: the file, the summary, start-up and wall time */
+  import?: ImportDetails;
+  /** keys-modes phase only: KMS requests per token by operation, from tokens requested one at a time after the window */
+  kmsOpsPerToken?: Record<string, number>;
 }
 
 async function main(): Promise<void> {
@@ -679,6 +985,7 @@ async function main(): Promise<void> {
     base.set(s.id, b);
     rows.push(row(s, m, b, 'dynalite', 1));
   }
+  if (selected('import')) rows.push(await measureImport(owner, embeddedEnv));
 
   // cluster: 2 workers on the same storage
   const cluster: Array<{ scenario: string; workers1Rps: number; workers2Rps: number; scaling: number; workers1CpuMsPerReq: number; workers2CpuMsPerReq: number; workers1P50ms: number; workers1P99ms: number; workers2P50ms: number; workers2P99ms: number }> = [];
@@ -702,20 +1009,57 @@ async function main(): Promise<void> {
   }
   await ours.stop();
 
+  // keys modes: kms-envelope and kms-sign against a KMS test server; decided here, set up beside phase 3
+  let kmsPhase: { status: 'measured' | 'skipped'; reason?: string; durationS?: number } = { status: 'skipped', reason: '--no-kms' };
+  const kmsWanted = KMS_SCENARIOS.filter((id) => KMS_MODES.some((mode) => selected(`${id}@${mode}`)));
+  const kmsMeasurements = kmsWanted.length + KMS_SCENARIOS.flatMap((id) => KMS_MODES.filter((mode) => selected(`${id}@${mode}`))).length;
+  const kmsSeconds = Math.round(kmsPhaseSeconds(kmsMeasurements));
+  const kmsElapsed = (Date.now() - t0) / 1000;
+  let keysModes: Promise<KeysModes> | undefined;
+  if (!WITH_KMS) {
+    notes.push('keys-modes phase skipped (--no-kms)');
+  } else if (!kmsWanted.length) {
+    kmsPhase = { status: 'skipped', reason: 'no keys-modes scenario in BENCH_ONLY' };
+  } else if (kmsElapsed + kmsSeconds > BUDGET_SECONDS) {
+    kmsPhase = { status: 'skipped', reason: `time budget: ${Math.round(kmsElapsed)} s spent, the phase needs about ${kmsSeconds} s of ${BUDGET_SECONDS} s (BENCH_BUDGET_SECONDS)` };
+    notes.push(`keys-modes phase skipped: ${kmsPhase.reason}`);
+    log(`phase 4 skipped: ${kmsPhase.reason}`);
+  } else {
+    log('phase 4 set-up, beside phase 3 (which only counts): the KMS test server, the kms-envelope and kms-sign tables and IdPs');
+    keysModes = startKeysModes(owner, dataDir);
+    keysModes.catch(() => {}); // awaited after phase 3
+  }
+
   log('phase 3: DynamoDB round trips per request, counted in-process');
   const roundTrips = await countRoundTrips(embeddedEnv);
   for (const r of roundTrips) log(`  ${r.request.padEnd(44)} ${String(r.ddbRequests).padStart(5)} DynamoDB requests, ${r.roundTrips} round trips  ${JSON.stringify(r.ops)}`);
+
+  if (keysModes) {
+    const km = await keysModes;
+    try {
+      log('phase 4: KEYS_MODE=kms-envelope and kms-sign against a KMS test server, JWT scenarios, the baseline between the two modes');
+      await measureKeysModes(km, baseline, rows);
+    } finally {
+      await km.stop();
+    }
+    kmsPhase = { status: 'measured', durationS: round((Date.now() - t0) / 1000 - kmsElapsed, 1) };
+    log(`  phase 4 took ${kmsPhase.durationS} s (with phase 3)`);
+  }
   await stopChild(owner.child);
 
   // DynamoDB Local
   let ddbLocal: { status: 'measured' | 'skipped'; reason?: string; startupMs?: number } = { status: 'skipped', reason: '--no-ddb-local' };
   const elapsed = (Date.now() - t0) / 1000;
-  if (WITH_DDB_LOCAL && elapsed + DDB_LOCAL_PHASE_SECONDS > BUDGET_SECONDS) {
-    ddbLocal = { status: 'skipped', reason: `time budget: ${Math.round(elapsed)} s spent, the phase needs about ${DDB_LOCAL_PHASE_SECONDS} s of ${BUDGET_SECONDS} s (BENCH_BUDGET_SECONDS)` };
+  const ddbLocalSeconds = Math.round(ddbLocalPhaseSeconds(SCENARIOS.filter((x) => x.storage && x.ddbLocal !== false).length));
+  if (WITH_DDB_LOCAL && !SCENARIOS.some((x) => x.storage && x.ddbLocal !== false)) {
+    ddbLocal = { status: 'skipped', reason: 'no DynamoDB Local scenario in BENCH_ONLY' };
+    log(`phase 5 skipped: ${ddbLocal.reason}`);
+  } else if (WITH_DDB_LOCAL && elapsed + ddbLocalSeconds > BUDGET_SECONDS) {
+    ddbLocal = { status: 'skipped', reason: `time budget: ${Math.round(elapsed)} s spent, the phase needs about ${ddbLocalSeconds} s of ${BUDGET_SECONDS} s (BENCH_BUDGET_SECONDS)` };
     notes.push(`DynamoDB Local skipped: ${ddbLocal.reason}`);
-    log(`phase 4 skipped: ${ddbLocal.reason}`);
+    log(`phase 5 skipped: ${ddbLocal.reason}`);
   } else if (WITH_DDB_LOCAL) {
-    log('phase 4: ours on DynamoDB Local (Java) vs the same baseline process');
+    log('phase 5: ours on DynamoDB Local (Java) vs the same baseline process');
     let backend: TestBackend | undefined;
     try {
       backend = await startDynamoDBLocal({ startTimeoutMs: 60_000 });
@@ -732,7 +1076,7 @@ async function main(): Promise<void> {
         const env = { DATA_DIR: localDir, DYNAMODB_ENDPOINT: backend.endpoint, AWS_REGION: backend.region, TABLE_PREFIX: 'bench_', LOG_LEVEL: 'silent' };
         await setupThroughCli(env, bcryptHash);
         const local = await startOurs('ours (DynamoDB Local)', env, { workers: 1 });
-        for (const s of SCENARIOS.filter((x) => x.storage)) {
+        for (const s of SCENARIOS.filter((x) => x.storage && x.ddbLocal !== false)) {
           const m = await measure(local, s);
           // the baseline again, right after, so both see the same machine load
           const b = await measure(baseline, s);
@@ -752,10 +1096,13 @@ async function main(): Promise<void> {
   notes.push('the login scenario counts one full login (7 HTTP requests: authorize, login page, login POST, resume, consent POST, resume, token) as one "request"');
   notes.push('the embedded dynalite runs in its own process (as under a cluster primary); its CPU time is storageCpuMsPerReq, not part of cpuMsPerReq');
   notes.push('the DynamoDB Local IdP has its own keyring (same algorithms, other keys) since its keys table lives in DynamoDB Local');
+  if (rows.some((r) => r.scenario === 'migrated-login')) notes.push(`migrated-login: imported users whose first login (legacy-login, or the scenario's own preparation) already replaced the bcrypt hash with argon2id, logged in again round-robin (at least ${MIGRATED_POOL}); the baseline does the same for its upgraded users (argon2id verify, as in its login)`);
+  if (rows.some((r) => r.scenario === 'import')) notes.push(`import: \`idp users import FILE --json\` as a separate process (src/cli/main.ts) against the running IdP's embedded storage, ${IMPORT_ROWS} rows, default --concurrency 8; rps = rows/s of the whole process (start-up included; import.rowsPerSecondAfterStartup without it), cpuMsPerReq and peakRssMiB are the import process's, per row; p50ms/p99ms null, no baseline (baselineRps, ratio null)`);
+  if (rows.some((r) => r.keysMode !== 'local')) notes.push('keys modes (`<scenario>@kms-envelope`, `@kms-sign`): our IdP against a KMS test server (test/support/kms-server.ts) in its own process on 127.0.0.1, without AWS KMS\'s network latency and quota; its CPU time is kmsCpuMsPerReq, not part of cpuMsPerReq; kmsOpsPerToken = KMS requests per token, counted over 20 sequential tokens (kms-sign: Sign ×1)');
 
   const durationS = round((Date.now() - t0) / 1000, 1);
   const result = {
-    header: { ...header, durationS, storage: { dynalite: 'embedded dynalite (LevelDB under DATA_DIR), served by a separate owner process', dynamodbLocal: ddbLocal }, ratio: 'ours rps / baseline rps (1.0 = as fast as bare oidc-provider); cpuRatio = ours cpuMsPerReq / baseline cpuMsPerReq' },
+    header: { ...header, durationS, importRows: IMPORT_ROWS, storage: { dynalite: 'embedded dynalite (LevelDB under DATA_DIR), served by a separate owner process', dynamodbLocal: ddbLocal }, keysModes: kmsPhase, ratio: 'ours rps / baseline rps (1.0 = as fast as bare oidc-provider); cpuRatio = ours cpuMsPerReq / baseline cpuMsPerReq' },
     scenarios: [
       ...rows,
     ],
@@ -770,9 +1117,9 @@ async function main(): Promise<void> {
   process.stdout.write(`${report(result.header, rows, cluster, roundTrips, notes, durationS).replace('bench/results/latest.json', `bench/results/${out}`)}\n`);
 }
 
-function row(s: Scenario, m: Measured, b: Measured, storage: Row['storage'], workers: number): Row {
+function row(s: Scenario, m: Measured, b: Measured, storage: Row['storage'], workers: number, keysMode: Row['keysMode'] = 'local'): Row {
   return {
-    scenario: s.id, title: s.title, target: 'ours', storage, workers, ...m,
+    scenario: s.id, title: s.title, target: 'ours', storage, workers, keysMode, ...m,
     baselineRps: b.rps, baselineCpuMsPerReq: b.cpuMsPerReq, baselineP50ms: b.p50ms, baselineP99ms: b.p99ms, baselinePeakRssMiB: b.peakRssMiB,
     ratio: b.rps ? round(m.rps / b.rps, 3) : null,
     cpuRatio: b.cpuMsPerReq ? round(m.cpuMsPerReq / b.cpuMsPerReq, 2) : null,
@@ -781,9 +1128,10 @@ function row(s: Scenario, m: Measured, b: Measured, storage: Row['storage'], wor
 
 function report(header: ReturnType<typeof machineInfo> & { durationS?: number }, rows: Row[], cluster: Array<Record<string, number | string>>, rts: RoundTrips[], notes: string[], durationS: number): string {
   const cols = ['scenario', 'storage', 'w', 'ours rps', 'base rps', 'ratio', 'cpu ms/req ours', 'base', 'p50 ours', 'p99 ours', 'p50 base', 'p99 base', 'RSS MiB', 'ddb/req', 'errors'];
+  const v = (x: number | null | undefined) => (x === null || x === undefined ? '-' : String(x));
   const data = rows.map((r) => [
-    r.scenario, r.storage, String(r.workers), String(r.rps), String(r.baselineRps), String(r.ratio), String(r.cpuMsPerReq), String(r.baselineCpuMsPerReq),
-    String(r.p50ms), String(r.p99ms), String(r.baselineP50ms), String(r.baselineP99ms), `${r.peakRssMiB}/${r.baselinePeakRssMiB}`, r.ddbPerReq === undefined ? '-' : String(r.ddbPerReq), String(r.errors),
+    r.scenario, r.storage, String(r.workers), String(r.rps), v(r.baselineRps), v(r.ratio), String(r.cpuMsPerReq), v(r.baselineCpuMsPerReq),
+    v(r.p50ms), v(r.p99ms), v(r.baselineP50ms), v(r.baselineP99ms), `${r.peakRssMiB}/${v(r.baselinePeakRssMiB)}`, v(r.ddbPerReq), String(r.errors),
   ]);
   const widths = cols.map((c, i) => Math.max(c.length, ...data.map((d) => d[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
@@ -795,6 +1143,25 @@ function report(header: ReturnType<typeof machineInfo> & { durationS?: number },
   if (cluster.length) {
     out.push('', 'cluster (embedded dynalite): 1 → 2 workers, measured back to back (the load generator shares the 2 CPUs)');
     for (const c of cluster) out.push(`  ${String(c.scenario).padEnd(14)} ${c.workers1Rps} → ${c.workers2Rps} req/s (×${c.scaling}); cpu ${c.workers1CpuMsPerReq} → ${c.workers2CpuMsPerReq} ms/req; p50/p99 ${c.workers1P50ms}/${c.workers1P99ms} → ${c.workers2P50ms}/${c.workers2P99ms} ms`);
+  }
+  const kmsRows = rows.filter((r) => r.keysMode !== 'local');
+  if (kmsRows.length) {
+    out.push('', 'keys modes (embedded dynalite, 1 worker): tokens/s (ratio to the baseline measured with them); local is phase 1');
+    for (const id of KMS_SCENARIOS) {
+      const local = rows.find((r) => r.scenario === id && r.storage === 'dynalite' && r.workers === 1);
+      const cells = [local ? `local ${local.rps} (×${local.ratio})` : undefined];
+      for (const r of kmsRows.filter((x) => x.scenario.startsWith(`${id}@`))) {
+        cells.push(`${r.keysMode} ${r.rps} (×${r.ratio}, cpu ${r.cpuMsPerReq} ms, p50/p99 ${r.p50ms}/${r.p99ms} ms, KMS/token ${Object.entries(r.kmsOpsPerToken ?? {}).map(([k, n]) => `${k}×${n}`).join(' ') || '0'}, KMS server cpu ${r.kmsCpuMsPerReq} ms)`);
+      }
+      if (cells.length > 1) out.push(`  ${id.padEnd(14)} ${cells.filter(Boolean).join('; ')}`);
+    }
+  }
+  const imp = rows.find((r) => r.import);
+  if (imp?.import) {
+    const i = imp.import;
+    out.push('', `import (idp users import, a separate process, --concurrency ${i.concurrency}): ${i.rows} rows in ${i.wallMs} ms = ${imp.rps} rows/s (${i.rowsPerSecondAfterStartup} after the ${i.startupMs} ms start-up); ` +
+      `cpu ${imp.cpuMsPerReq} ms/row, peak RSS ${imp.peakRssMiB} MiB, DynamoDB ${imp.ddbPerReq}/row; created ${i.summary.created}, merged ${i.summary.merged}, rejected ${i.summary.rejected}; ` +
+      `passwords ${Object.entries(i.schemes).map(([k, n]) => `${k} ×${n}`).join(', ')}`);
   }
   out.push('', 'DynamoDB requests and round trips per HTTP request (in-process count, warm caches):');
   for (const r of rts) out.push(`  ${r.request.padEnd(48)} ${String(r.ddbRequests).padStart(5)} requests  ${String(r.roundTrips).padStart(5)} round trips  ${Object.entries(r.ops).map(([k, v]) => `${k}×${v}`).join(' ')}`);

@@ -25,6 +25,18 @@ export function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks();
 }
 
+/**
+ * user + system CPU time of this process's children that have exited and been
+ * reaped (cutime + cstime of /proc/self/stat), in ms: the delta around one
+ * short-lived child (the `idp users import` process) is that child's CPU time
+ */
+export function reapedChildrenCpuMs(): number {
+  const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // cutime is field 16, cstime field 17
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / clockTicks();
+}
+
 /** pid and its descendants (a cluster primary and its workers) */
 export function processTree(pid: number): number[] {
   const out = [pid];
