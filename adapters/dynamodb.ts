@@ -17,12 +17,22 @@
 // dynalite not at all), so every read is ConsistentRead and ignores expired
 // items, and an expired item cannot be consumed.
 //
-// Every write is a single-item (conditional) write: dynalite has no
-// TransactWriteItems. Pointers and grant membership are written before the
-// item, so a crash leaves at worst a pointer to nothing (read as not found),
-// never an item its pointer cannot find; reads through a pointer check that the
-// item still carries that uid / user code, so stale pointers read as not found.
-// `destroy` removes the item's pointers and membership too.
+// There are no transactions (dynalite has no TransactWriteItems). Pointers
+// (uid, user code) are written before the item, so a crash leaves at worst a
+// pointer to nothing (read as not found), never an item its pointer cannot
+// find; reads through a pointer check that the item still carries that uid /
+// user code, so stale pointers read as not found. `destroy` removes the item's
+// pointers and membership too.
+//
+// Grant membership: for the tokens whose value oidc-provider hands out only
+// after the save resolves (ISSUED_ON_SAVE: access tokens, refresh tokens,
+// authorization codes), membership and item go in ONE BatchWriteItem. Its
+// puts may land in either order, but the save resolves only when both did:
+// if either fails the request fails and the value is never handed out, so no
+// token anyone holds can lack the membership its revocation needs (and an
+// orphan that nobody holds expires by TTL). Models whose items are saved again
+// after their value went out (a DeviceCode learns its grantId later) keep the
+// order: membership first, then the item.
 //
 // `consume` is one conditional update: of concurrent redemptions exactly one
 // wins; a loser that finds the item already consumed treats it as reuse,
@@ -44,6 +54,13 @@ const GRANT_MODELS = new Set([
   'AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode',
   'BackchannelAuthenticationRequest', 'PreAuthorizedCode',
 ]);
+
+/**
+ * Models whose value oidc-provider hands out only once the first save
+ * resolved, and which it never saves again with a new grantId: their
+ * membership and item can be written together (see the header).
+ */
+const ISSUED_ON_SAVE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken']);
 
 /** DynamoDB's item size limit, in bytes */
 export const MAX_ITEM_BYTES = 400 * 1024;
@@ -122,11 +139,14 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     }
   }
 
-  async function deleteKeys(keys: Key[]): Promise<void> {
-    for (let i = 0; i < keys.length; i += 25) {
-      let requests = keys.slice(i, i + 25).map((Key) => ({ DeleteRequest: { Key } }));
+  type WriteRequest = { DeleteRequest: { Key: Key } } | { PutRequest: { Item: Item } };
+
+  /** BatchWriteItem in chunks of 25, retrying what DynamoDB leaves unprocessed */
+  async function batchWrite(all: WriteRequest[]): Promise<void> {
+    for (let i = 0; i < all.length; i += 25) {
+      let requests = all.slice(i, i + 25);
       for (let attempt = 0; requests.length > 0; attempt++) {
-        const r = await send<{ UnprocessedItems?: Record<string, typeof requests> }>(
+        const r = await send<{ UnprocessedItems?: Record<string, WriteRequest[]> }>(
           new BatchWriteCommand({ RequestItems: { [table]: requests } }),
         );
         requests = r.UnprocessedItems?.[table] ?? [];
@@ -134,6 +154,10 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
         if (requests.length) await new Promise((res) => setTimeout(res, 20 * 2 ** attempt));
       }
     }
+  }
+
+  function deleteKeys(keys: Key[]): Promise<void> {
+    return batchWrite(keys.map((Key) => ({ DeleteRequest: { Key } })));
   }
 
   /** the items (and their membership entries) of a grant, optionally of one model only */
@@ -194,6 +218,14 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
       if (size > MAX_ITEM_BYTES) {
         throw new PayloadTooLarge(`${this.name} payload makes a ${size}-byte item, DynamoDB takes at most ${MAX_ITEM_BYTES}`);
       }
+      const membership: Item | undefined = payload.grantId && GRANT_MODELS.has(this.name)
+        ? { pk: `grant#${payload.grantId}`, sk: pk, expiresAt }
+        : undefined;
+      // a token handed out only after this resolves: membership and item together (header)
+      if (membership && ISSUED_ON_SAVE.has(this.name) && !payload.uid && !payload.userCode) {
+        await batchWrite([{ PutRequest: { Item: membership } }, { PutRequest: { Item: item } }]);
+        return;
+      }
       // pointers and grant membership first: a pointer to a missing item reads
       // as "not found", while a missing pointer would hide a stored item.
       const side: Promise<unknown>[] = [];
@@ -203,9 +235,7 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
       if (payload.userCode) {
         side.push(send(new PutCommand({ TableName: table, Item: { pk: this.userCodeKey(payload.userCode as string), sk: '_', ref: id, expiresAt } })));
       }
-      if (payload.grantId && GRANT_MODELS.has(this.name)) {
-        side.push(send(new PutCommand({ TableName: table, Item: { pk: `grant#${payload.grantId}`, sk: pk, expiresAt } })));
-      }
+      if (membership) side.push(send(new PutCommand({ TableName: table, Item: membership })));
       await Promise.all(side);
       await send(new PutCommand({ TableName: table, Item: item }));
     }

@@ -21,6 +21,7 @@ import { createDynamoAdapter } from '../adapters/dynamodb.ts';
 import { ClientCache, withClientCache } from './provider/client-cache.ts';
 import { withSealedClientSecrets } from './provider/sealed-clients.ts';
 import { withTokenKindLookup } from './provider/token-kinds.ts';
+import { withTokenPipeline } from './provider/token-pipeline.ts';
 import { createApp } from './http/app.ts';
 import { interactionRouter } from './interactions/routes.ts';
 import { passwordStrategy } from './interactions/strategies/password.ts';
@@ -81,8 +82,9 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const views = createViews();
     // two-step verification (docs/mfa.md): its login check goes into the provider, its routers into the app
     const mfa = createMfa({ config, storage, accounts, events, messages, views, provider: () => host.provider, guard: () => lockout.guard });
-    const adapter = withTokenKindLookup(withClientCache(withSealedClientSecrets(createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc }), () => keyring,
-      (clientId, err) => log.error({ event: 'client.secret.integrity', clientId, err: { name: err.name, message: err.message } }, 'sealed client secret refused')), clientCache));
+    // outermost: refresh and code exchange prefetch and write together (token-pipeline.ts)
+    const adapter = withTokenPipeline(withTokenKindLookup(withClientCache(withSealedClientSecrets(createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc }), () => keyring,
+      (clientId, err) => log.error({ event: 'client.secret.integrity', clientId, err: { name: err.name, message: err.message } }, 'sealed client secret refused')), clientCache)));
     const host = new ProviderHost({ config, adapter, accounts, keyring, registry, views, mfa: mfa.hooks }, log);
 
     const password = passwordStrategy(accounts, hasher, {

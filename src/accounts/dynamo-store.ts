@@ -153,9 +153,10 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
     return r.Item;
   }
 
-  private async load(sub: string): Promise<Loaded | undefined> {
+  private async load(sub: string, onlyIf?: Promise<boolean>): Promise<Loaded | undefined> {
     const item = await this.get<AccountItem>(`user#${sub}`);
     if (!item) return undefined;
+    if (onlyIf && !(await onlyIf)) return undefined;
     const key = await this.cache.open(this.keyring, sub, item.dk);
     return { item, sealed: open<Sealed>(key, sub, item.blob), key };
   }
@@ -249,8 +250,8 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
     }
   }
 
-  async findBySub(sub: string): Promise<Account | undefined> {
-    const l = await this.load(sub);
+  async findBySub(sub: string, opts: { onlyIf?: Promise<boolean> } = {}): Promise<Account | undefined> {
+    const l = await this.load(sub, opts.onlyIf);
     return l ? this.view(l) : undefined;
   }
 

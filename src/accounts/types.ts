@@ -146,7 +146,12 @@ export class AccountNotFound extends Error {
 
 export interface AccountStore {
   create(input: NewAccount): Promise<Account>;
-  findBySub(sub: string): Promise<Account | undefined>;
+  /**
+   * `onlyIf`: read the item now, but open it (its data key, possibly a KMS
+   * call) only if this resolves true; undefined otherwise. For reads started
+   * on a hint before it is confirmed (src/provider/token-pipeline.ts).
+   */
+  findBySub(sub: string, opts?: { onlyIf?: Promise<boolean> }): Promise<Account | undefined>;
   /** the identifier typed on the login form: an e-mail address or an E.164 phone number */
   findByLogin(login: string): Promise<Account | undefined>;
   list(opts?: { limit?: number }): Promise<AccountSummary[]>;

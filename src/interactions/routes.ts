@@ -7,7 +7,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import type { Views } from '../http/views.ts';
-import type { AccountStore } from '../accounts/types.ts';
+import type { Account, AccountStore } from '../accounts/types.ts';
 import { csrfToken, verifyCsrf } from './csrf.ts';
 import { LegacyPasswordRetired, LoginFailed, UnexpectedPrompt } from './errors.ts';
 import type { Authenticated, LoginStrategy } from './strategies/types.ts';
@@ -55,8 +55,22 @@ export function interactionRouter(deps: InteractionDeps): Router {
     await next();
   });
 
-  async function finish(ctx: Context, result: InteractionResults, merge: boolean) {
-    const to = await deps.provider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+  /**
+   * provider.interactionResult, without reading the interaction (and its
+   * session) again: `details` was read and checked at the start of this same
+   * request. What is saved is what interactionResult saves. An interaction
+   * that has expired meanwhile goes through interactionResult, which refuses it.
+   */
+  async function finish(ctx: Context, details: Details, result: InteractionResults, merge: boolean) {
+    const ttl = details.exp - Math.floor(Date.now() / 1000);
+    let to: string;
+    if (ttl > 0) {
+      details.result = merge && !('error' in result) ? { ...details.lastSubmission, ...result } : result;
+      await details.save(ttl);
+      to = details.returnTo;
+    } else {
+      to = await deps.provider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    }
     ctx.status = 303;
     ctx.redirect(to);
   }
@@ -106,26 +120,41 @@ export function interactionRouter(deps: InteractionDeps): Router {
       // first-party clients are ours: their consent is given by policy, even
       // when prompt=consent (which OIDC requires for offline_access)
       if ((await client(details)).metadata().first_party === true) {
-        return finish(ctx, { consent: await approveConsent(deps.provider(), details) }, true);
+        return finish(ctx, details, { consent: await approveConsent(deps.provider(), details) }, true);
       }
       return renderConsent(ctx, details);
     }
     throw new UnexpectedPrompt(details.prompt.name);
   });
 
+  // The login POST's DynamoDB calls, in round trips (no device cookie):
+  //   1. the interaction ∥ the login pointer  (reads only: nothing is counted before the checks below)
+  //   2. the IP counter ∥ the account record  (lockout: the counters in their order, guard.ts)
+  //   3. the (account, IP) counter   4. the account counter
+  //   -- the password hash --
+  //   5. the counters' resets and the known device ∥ the MFA policy's read
+  //   6. the interaction's result
   router.post('/:uid/login', body, async (ctx) => {
+    const fields = form(ctx);
+    const method = typeof fields.method === 'string' ? fields.method : 'password';
+    const login = typeof fields.login === 'string' ? fields.login.trim() : undefined;
+    // the account the identifier names (pointer, then record), read beside the interaction:
+    // the guard needs its sub, the strategy its record; one read for both
+    let account: Promise<Account | undefined> | undefined;
+    if (login && method === 'password') {
+      account = deps.accounts.findByLogin(login);
+      account.catch(() => {}); // awaited below unless the request fails first
+    }
     const details = await deps.provider().interactionDetails(ctx.req, ctx.res);
     if (details.uid !== ctx.params.uid) throw new UnexpectedPrompt('another sign-in is in progress');
     if (details.prompt.name !== 'login') throw new UnexpectedPrompt(details.prompt.name);
-    const fields = form(ctx);
     verifyCsrf(ctx, details.uid, fields.csrf);
-    const method = typeof fields.method === 'string' ? fields.method : 'password';
     const strategy = deps.strategies.find((s) => s.id === method);
     if (!strategy) throw new UnexpectedPrompt(`sign-in method ${method}`);
     // lockout first: a refused attempt costs no hash, and says only "try again later"
     const guard = deps.guard ?? openGuard;
     const attempt: Attempt = {
-      kind: 'password', ip: ctx.ip, login: typeof fields.login === 'string' ? fields.login.trim() : undefined,
+      kind: 'password', ip: ctx.ip, login, resolved: account?.then((a) => a?.sub),
       deviceId: deviceId(ctx), requestId: ctx.state.requestId,
     };
     const decision = await guard.check(attempt);
@@ -134,13 +163,16 @@ export function interactionRouter(deps: InteractionDeps): Router {
       return renderLogin(ctx, details, { login: attempt.login ?? '', error: TRY_LATER });
     }
     try {
-      const who = await strategy.authenticate(ctx, fields);
+      const who = await strategy.authenticate(ctx, fields, account ? { account } : undefined);
       attempt.accountId = who.accountId;
       attempt.deviceId = ensureDeviceId(ctx, deps.secureCookies);
+      // the MFA policy's read travels with the lockout writes
+      const decided = deps.mfa?.decide(ctx, details, who);
+      decided?.catch(() => {}); // awaited below unless the request fails first
       await guard.succeeded(attempt);
       if (deps.loginExtras && await deps.loginExtras.afterLogin(ctx, details.uid, who)) return;
-      const login = deps.mfa ? await deps.mfa.afterFirstFactor(ctx, details, who) : { accountId: who.accountId, amr: who.amr };
-      if (login) await finish(ctx, { login: { ...login, remember: true } }, false);
+      const result = deps.mfa ? await deps.mfa.afterFirstFactor(ctx, details, who, await decided) : { accountId: who.accountId, amr: who.amr };
+      if (result) await finish(ctx, details, { login: { ...result, remember: true } }, false);
     } catch (err) {
       if (!(err instanceof LoginFailed)) throw err;
       // a retired legacy password was right: not a failure to count
@@ -157,13 +189,13 @@ export function interactionRouter(deps: InteractionDeps): Router {
     if (details.prompt.name !== 'consent') throw new UnexpectedPrompt(details.prompt.name);
     verifyCsrf(ctx, details.uid, form(ctx).csrf);
     const consent = await approveConsent(provider, details);
-    await finish(ctx, { consent }, true);
+    await finish(ctx, details, { consent }, true);
   });
 
   router.get('/:uid/abort', async (ctx) => {
     const details = await deps.provider().interactionDetails(ctx.req, ctx.res);
     if (details.uid !== ctx.params.uid) throw new UnexpectedPrompt('another sign-in is in progress');
-    await finish(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
+    await finish(ctx, details, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
   });
 
   return router;

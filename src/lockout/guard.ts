@@ -3,12 +3,18 @@
 // check()     before any hash runs: resolve the account (or the keyed hash of
 //             an unknown identifier), decide which counters judge this
 //             attempt, and admit it on each in turn (counted up-front, see
-//             counters.ts). The first counter that refuses decides.
+//             counters.ts). The first counter that refuses decides, and the
+//             counters after it are not touched. When the IP counter is
+//             certain to judge first whatever the account turns out to be (no
+//             device cookie, so no known device), it is counted while the
+//             account is being looked up: the same counters in the same order,
+//             one round trip fewer.
 // failed()    the attempt was already counted: emit login.failed, and when
 //             this attempt was the limit-th of a counter, account.locked or
 //             ip.throttled.
 // succeeded() the failures are not consecutive any more: reset the account's
-//             counters, give the IP back its attempt, remember the device.
+//             counters, give the IP back its attempt, remember the device
+//             (independent items: written together).
 //
 // Which counters (kind password or mfa):
 //   a device known for this account  ->  (account, device) only, so strangers
@@ -102,7 +108,7 @@ export class DynamoLoginGuard implements LoginGuard {
     const existing = this.plans.get(a);
     if (existing) return existing;
     const login = a.login?.trim();
-    const sub = a.accountId ?? (login ? await this.deps.resolve(login) : undefined);
+    const sub = a.accountId ?? (login ? await (a.resolved ?? this.deps.resolve(login)) : undefined);
     const accountPk = sub ? keys.account(sub) : login ? keys.identifier(this.deps.identifierHash(login)) : undefined;
     const deviceHash = a.deviceId ? sha256(a.deviceId) : undefined;
     const k = a.kind;
@@ -132,11 +138,19 @@ export class DynamoLoginGuard implements LoginGuard {
     return { requestId: a.requestId, kind: a.kind, sub: plan.sub, knownDevice: plan.knownDevice };
   }
 
-  /** admit on every judge in turn; the first refusal decides */
-  private async admit(a: Attempt, plan: Plan): Promise<Decision> {
+  /** the IP counter's key and spec when it is the first judge of `a` whatever its plan (see the header) */
+  private ipJudgesFirst(a: Attempt): Judge | undefined {
+    const k = a.kind;
+    if ((k === 'password' || k === 'mfa') && a.deviceId) return undefined; // a known device is judged by its own counter
+    return { scope: 'ip', key: { pk: keys.ip(a.ip), sk: `c#${k}` }, spec: this.spec('ip', k) };
+  }
+
+  /** admit on every judge in turn; the first refusal decides. `first`: the first judge's admission, already under way */
+  private async admit(a: Attempt, plan: Plan, first?: { judge: Judge; result: Promise<AdmitResult> }): Promise<Decision> {
     plan.checked = true;
-    for (const judge of plan.judges) {
-      const r = await this.deps.counters.admit(judge.key, judge.spec);
+    for (const [i, judge] of plan.judges.entries()) {
+      const early = i === 0 && first && first.judge.key.pk === judge.key.pk && first.judge.key.sk === judge.key.sk ? first.result : undefined;
+      const r = await (early ?? this.deps.counters.admit(judge.key, judge.spec));
       if (!r.allowed) {
         return { allowed: false, reason: r.permanent ? REASONS.permanent : judge.spec.reason, retryAfterSeconds: r.retryAfterSeconds };
       }
@@ -146,8 +160,20 @@ export class DynamoLoginGuard implements LoginGuard {
   }
 
   async check(a: Attempt): Promise<Decision> {
+    let first: { judge: Judge; result: Promise<AdmitResult> } | undefined;
+    const ipJudge = this.plans.has(a) ? undefined : this.ipJudgesFirst(a);
+    if (ipJudge) {
+      first = { judge: ipJudge, result: this.deps.counters.admit(ipJudge.key, ipJudge.spec) };
+      first.result.catch(() => {}); // awaited in admit(); a failing plan must not leave it unhandled
+    }
     const plan = await this.plan(a);
-    const decision = await this.admit(a, plan);
+    if (first && plan.judges[0]?.scope !== 'ip') {
+      // cannot happen (no device cookie means no known device), but never count an attempt on a counter that does not judge it
+      const r = await first.result;
+      if (r.allowed) await this.deps.counters.giveBack(first.judge.key);
+      first = undefined;
+    }
+    const decision = await this.admit(a, plan, first);
     if (decision.allowed) return decision;
     this.deps.events.emit('login.failed', {
       sub: plan.sub, reason: decision.reason, requestId: a.requestId,
@@ -195,17 +221,20 @@ export class DynamoLoginGuard implements LoginGuard {
     const sub = a.accountId ?? plan.sub;
     const accountPk = sub ? keys.account(sub) : plan.accountPk;
     const c = this.deps.counters;
+    // every write here is to an item of its own and none depends on another: together
+    const writes: Array<Promise<unknown>> = [];
     for (const judge of plan.judges) {
       if (judge.scope === 'ip') {
-        if (plan.admitted.some((x) => x.judge === judge)) await c.giveBack(judge.key);
+        if (plan.admitted.some((x) => x.judge === judge)) writes.push(c.giveBack(judge.key));
       } else if (judge.key.pk === accountPk) {
-        await c.reset(judge.key);
+        writes.push(c.reset(judge.key));
       }
     }
     // a right secret from a known device also ends the consecutive failures of the account
-    if (accountPk && plan.knownDevice && (a.kind === 'password' || a.kind === 'mfa')) await c.reset({ pk: accountPk, sk: `c#${a.kind}` });
+    if (accountPk && plan.knownDevice && (a.kind === 'password' || a.kind === 'mfa')) writes.push(c.reset({ pk: accountPk, sk: `c#${a.kind}` }));
     const device = a.deviceId ? sha256(a.deviceId) : undefined;
-    if (sub && device && (a.kind === 'password' || a.kind === 'mfa')) await c.rememberDevice(keys.account(sub), device, a.kind, this.deps.config.knownDeviceDays);
+    if (sub && device && (a.kind === 'password' || a.kind === 'mfa')) writes.push(c.rememberDevice(keys.account(sub), device, a.kind, this.deps.config.knownDeviceDays));
+    await Promise.all(writes);
   }
 
   /** the account's lock state, without counting (admin) */

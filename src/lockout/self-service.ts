@@ -370,7 +370,8 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { afterLogin(
     /** after a right password: an expired one must be changed before the login completes */
     async afterLogin(ctx: Context, uid: string, who: Authenticated): Promise<boolean> {
       if (deps.maxAgeSeconds <= 0) return false;
-      const account = await deps.accounts.findBySub(who.accountId);
+      // the strategy read it (and wrote it, for a legacy login) moments ago
+      const account = who.account ?? await deps.accounts.findBySub(who.accountId);
       if (!account) return false;
       const since = Date.parse(account.passwordChangedAt ?? account.createdAt);
       if (!(Date.now() - since > deps.maxAgeSeconds * 1000)) return false;

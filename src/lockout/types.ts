@@ -11,6 +11,11 @@ export interface Attempt {
   login?: string;
   /** the account, once known */
   accountId?: string;
+  /**
+   * the sub `login` names, when the caller started that lookup already (the
+   * login POST does, beside the interaction read); the guard looks it up otherwise
+   */
+  resolved?: Promise<string | undefined>;
   /** the device token of this browser (src/interactions/device.ts), if any */
   deviceId?: string;
   /** the request's id, carried into the events */

@@ -32,7 +32,7 @@ import type { Authenticated } from '../interactions/strategies/types.ts';
 import type { MfaEvents, MfaService } from './service.ts';
 import { flowPk, type FlowItem } from './store.ts';
 import {
-  ACR_MFA, ACR_PWD, MfaCodeRejected, effectivePolicy, mfaAmr, requestsMfa, type MfaMethod,
+  ACR_MFA, ACR_PWD, MfaCodeRejected, effectivePolicy, mfaAmr, requestsMfa, type MfaMethod, type MfaPolicy,
 } from './types.ts';
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -48,9 +48,27 @@ export interface MfaInteractionDeps {
   secureCookies: boolean;
 }
 
+/** whether a login needs the second step, and why (what afterFirstFactor records in the flow) */
+export interface MfaDecision {
+  need: boolean;
+  policy: MfaPolicy;
+  stepUp: boolean;
+}
+
 /** What the login POST needs: the login result to finish with, or undefined when it redirected to the MFA step. */
 export interface MfaLoginStep {
-  afterFirstFactor(ctx: Context, details: Details, who: Authenticated): Promise<{ accountId: string; acr: string; amr: string[] } | undefined>;
+  /**
+   * the decision alone: the policy's reads (an enrolled app, a remembered
+   * device), nothing else; the login POST runs it beside its lockout writes
+   */
+  decide(ctx: Context, details: Details, who: Authenticated): Promise<MfaDecision>;
+  /**
+   * `decided`: decide()'s answer for this very login, when the caller has it.
+   * A login result without MFA says under which policy that was decided
+   * (`mfaChecked`), so the resume of this authorization need not ask again
+   * (policy.ts, needsMfaPrompt).
+   */
+  afterFirstFactor(ctx: Context, details: Details, who: Authenticated, decided?: MfaDecision): Promise<{ accountId: string; acr: string; amr: string[]; mfaChecked?: MfaPolicy } | undefined>;
 }
 
 class MfaUnavailable extends InteractionError {
@@ -70,19 +88,25 @@ export function maskPhone(phone: string): string {
 }
 
 export function mfaLoginStep(deps: MfaInteractionDeps): MfaLoginStep {
+  const { mfa } = deps;
+  // reads only what the policy asks: nothing for off, required or a step-up
+  async function decide(ctx: Context, details: Details, who: Authenticated): Promise<MfaDecision> {
+    const client = await deps.provider().Client.find(String(details.params.client_id));
+    const policy = effectivePolicy(client?.metadata().mfa_policy, mfa.config.policy);
+    const stepUp = requestsMfa(details.params);
+    let need: boolean;
+    if (stepUp || policy === 'required') need = true;
+    else if (policy === 'new_device') need = !(await mfa.isRemembered(who.accountId, deviceId(ctx)));
+    else if (policy === 'optional') need = await mfa.hasTotp(who.accountId);
+    else need = false;
+    return { need, policy, stepUp };
+  }
   return {
-    async afterFirstFactor(ctx, details, who) {
-      const { mfa } = deps;
+    decide,
+    async afterFirstFactor(ctx, details, who, decided) {
       const clientId = String(details.params.client_id);
-      const client = await deps.provider().Client.find(clientId);
-      const policy = effectivePolicy(client?.metadata().mfa_policy, mfa.config.policy);
-      const stepUp = requestsMfa(details.params);
-      let need: boolean;
-      if (stepUp || policy === 'required') need = true;
-      else if (policy === 'new_device') need = !(await mfa.isRemembered(who.accountId, deviceId(ctx)));
-      else if (policy === 'optional') need = await mfa.hasTotp(who.accountId);
-      else need = false;
-      if (!need) return { accountId: who.accountId, acr: ACR_PWD, amr: who.amr };
+      const { need, policy, stepUp } = decided ?? await decide(ctx, details, who);
+      if (!need) return { accountId: who.accountId, acr: ACR_PWD, amr: who.amr, mfaChecked: policy };
 
       const now = Math.floor(Date.now() / 1000);
       const flow: FlowItem = {

@@ -13,7 +13,10 @@
 //      * otherwise, when the session's acr is below urn:idp:acr:mfa and the
 //        client's policy wants MFA: required always; new_device unless this
 //        browser is a remembered device of the account; optional when the
-//        account has an authenticator app.
+//        account has an authenticator app. When this very authorization's
+//        login result (written by our login step, server side) says it was
+//        decided under the same policy for the same account moments ago
+//        (`mfaChecked`), that decision stands and nothing is read again.
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { errors, interactionPolicy } from 'oidc-provider';
 import { deviceId } from '../interactions/device.ts';
@@ -47,6 +50,9 @@ export async function needsMfaPrompt(ctx: KoaContextWithOIDC, hooks: MfaProvider
   if (requestsMfa(oidc.params as Record<string, unknown>)) return !(oidc.result?.login && mfaNow);
   if (mfaNow) return false;
   const policy = effectivePolicy(oidc.client?.metadata()[MFA_CLIENT_METADATA], hooks.policy);
+  // the login step of this authorization decided it under this policy (interaction.ts, afterFirstFactor)
+  const login = oidc.result?.login as { accountId?: unknown; mfaChecked?: unknown } | undefined;
+  if (login?.accountId === sub && login.mfaChecked === policy) return false;
   try {
     switch (policy) {
       case 'required': return true;

@@ -4,7 +4,7 @@
 import type { Configuration, KoaContextWithOIDC, ClientMetadata } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Config } from '../config/index.ts';
-import type { AccountStore } from '../accounts/types.ts';
+import type { Account, AccountStore } from '../accounts/types.ts';
 import { standardClaims } from '../accounts/types.ts';
 import type { Keyring } from '../keys/types.ts';
 import type { Registry, ResourceServer } from './registry.ts';
@@ -13,6 +13,7 @@ import { StorageUnavailable } from '../storage/errors.ts';
 import type { Views } from '../http/views.ts';
 import { TtlCache } from './client-cache.ts';
 import { bitsOfOpaqueRandomness } from './token-kinds.ts';
+import { accountCheckDeferrable, deferAccountCheck, takePrefetchedAccount } from './token-pipeline.ts';
 import { acrValues, mfaInteractionPolicy, validateMfaPolicyMetadata, type MfaProviderHooks } from '../mfa/policy.ts';
 import { accountClientMetadata } from '../mfa/account.ts';
 
@@ -184,16 +185,36 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
       return grant;
     },
     findAccount: async (_ctx, sub) => {
-      let account;
+      const unavailable = (err: unknown) => (err instanceof StorageUnavailable ? new ServiceUnavailable(undefined, { cause: err }) : err);
+      // a refresh or code exchange read it already, beside the token (token-pipeline.ts)
+      const prefetched = takePrefetchedAccount<Account | undefined>(sub);
+      if (prefetched && accountCheckDeferrable()) {
+        // the code exchange (the code is consumed already): the check travels with the
+        // writes and is settled before the response, with findAccount's answer for a
+        // missing or disabled account (invalid_grant)
+        const refuse = () => new errors.InvalidGrant('authorization code invalid (referenced account not found)');
+        const usable = prefetched.then((a) => (a && a.status !== 'disabled' ? a : undefined), (err: unknown) => { throw unavailable(err); });
+        deferAccountCheck(usable.then((a) => { if (!a) throw refuse(); }));
+        return {
+          accountId: sub,
+          claims: async () => {
+            const a = await usable;
+            if (!a) throw refuse();
+            return standardClaims(a) as { sub: string };
+          },
+        };
+      }
+      let account: Account | undefined;
       try {
-        account = await accounts.findBySub(sub);
+        account = await (prefetched ?? accounts.findBySub(sub));
       } catch (err) {
-        throw err instanceof StorageUnavailable ? new ServiceUnavailable(undefined, { cause: err }) : err;
+        throw unavailable(err);
       }
       if (!account || account.status === 'disabled') return undefined;
+      const found = account;
       return {
-        accountId: account.sub,
-        claims: async () => standardClaims(account) as { sub: string },
+        accountId: found.sub,
+        claims: async () => standardClaims(found) as { sub: string },
       };
     },
     renderError: async (ctx, out, error) => {

@@ -7,12 +7,18 @@ import mount from 'koa-mount';
 import type { Middleware } from 'koa';
 import type { Logger } from '../logging/index.ts';
 import { buildConfiguration, type ConfigurationDeps } from './configuration.ts';
+import { installTokenPipeline, introspectionScope } from './token-pipeline.ts';
+
+/** oidc-provider's introspection route (configuration.routes leaves the default) */
+const INTROSPECTION = '/token/introspection';
 
 export class ProviderHost {
   private current!: Provider;
   private handler!: Middleware;
   private readonly deps: ConfigurationDeps;
   private readonly log: Logger;
+  /** what of the token pipeline (token-pipeline.ts) runs in the current provider */
+  pipeline = { handlers: false, hints: false };
 
   constructor(deps: ConfigurationDeps, log: Logger) {
     this.deps = deps;
@@ -28,6 +34,11 @@ export class ProviderHost {
   rebuild(): void {
     const provider = new Provider(this.deps.config.issuer, buildConfiguration(this.deps));
     provider.proxy = this.deps.config.trustProxyHops > 0;
+    // refresh and code exchange: reads prefetched, writes sent together (token-pipeline.ts)
+    this.pipeline = installTokenPipeline(provider, { loadAccount: (sub, onlyIf) => this.deps.accounts.findBySub(sub, { onlyIf }) });
+    if (!this.pipeline.handlers || !this.pipeline.hints) {
+      this.log.warn({ pipeline: this.pipeline }, 'token pipeline not (fully) installed: refresh and code exchange make more DynamoDB round trips');
+    }
     provider.on('server_error', (ctx, err) => {
       this.log.error({ requestId: ctx.state?.requestId, err: { name: err.name, message: err.message, stack: err.stack } }, 'provider server_error');
     });
@@ -42,6 +53,9 @@ export class ProviderHost {
   }
 
   middleware(): Middleware {
-    return (ctx, next) => this.handler(ctx, next);
+    return (ctx, next) => (ctx.method === 'POST' && ctx.path === INTROSPECTION
+      // the token and its grant in one round trip (token-pipeline.ts)
+      ? introspectionScope(() => this.handler(ctx, next))
+      : this.handler(ctx, next));
   }
 }

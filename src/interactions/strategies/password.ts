@@ -42,25 +42,28 @@ export function passwordStrategy(accounts: AccountStore, hasher: PasswordHasher,
   async function withArgon2(account: Account, hash: string, password: string): Promise<Authenticated> {
     const ok = await hasher.verify(hash, password);
     if (!ok || account.status !== 'active') throw new LoginFailed();
+    let now: Account | undefined = account;
     if (opts.argon2 && needsRehash(hash, opts.argon2)) {
       // costs changed since this hash was made: best effort, a concurrent change wins
-      await accounts.setPassword(account, await hasher.hash(password)).catch((err) => {
+      now = await accounts.setPassword(account, await hasher.hash(password)).catch((err) => {
         if (!(err instanceof ConcurrentUpdate)) throw err;
+        return undefined; // changed by someone else: not known here any more
       });
     }
-    return { accountId: account.sub, amr: ['pwd'] };
+    return { accountId: account.sub, amr: ['pwd'], ...(now ? { account: now } : {}) };
   }
 
   return {
     id: 'password',
-    async authenticate(_ctx: Context, form): Promise<Authenticated> {
+    async authenticate(_ctx: Context, form, prefetched): Promise<Authenticated> {
       const login = typeof form.login === 'string' ? form.login.trim() : '';
       const password = typeof form.password === 'string' ? form.password : '';
       if (!login || !password || login.length > MAX_LOGIN || password.length > MAX_PASSWORD) {
         await hasher.dummyVerify(password.slice(0, MAX_PASSWORD));
         throw new LoginFailed();
       }
-      const account = await accounts.findByLogin(login);
+      // the same read findByLogin makes, when the caller started it beside its own
+      const account = await (prefetched?.account ?? accounts.findByLogin(login));
       if (!account) {
         await hasher.dummyVerify(password);
         throw new LoginFailed();
@@ -83,8 +86,9 @@ export function passwordStrategy(accounts: AccountStore, hasher: PasswordHasher,
       if (sunsetPassed(opts.sunset ?? {}, match.source)) throw new LegacyPasswordRetired();
 
       const scheme = match.legacy!.scheme ?? detectScheme(match.legacy!.hash) ?? 'unknown';
+      let migrated: Account;
       try {
-        await accounts.completeLegacyLogin(account, await hasher.hash(password), { source: match.source, scheme });
+        migrated = await accounts.completeLegacyLogin(account, await hasher.hash(password), { source: match.source, scheme });
       } catch (err) {
         if (!(err instanceof ConcurrentUpdate)) throw err;
         // a concurrent login changed the account first: whatever secret it stored decides
@@ -97,7 +101,7 @@ export function passwordStrategy(accounts: AccountStore, hasher: PasswordHasher,
       } else {
         opts.log?.info({ event: 'password.migrated', sub: account.sub, source: match.source, scheme }, 'legacy password replaced by argon2id');
       }
-      return { accountId: account.sub, amr: ['pwd'] };
+      return { accountId: account.sub, amr: ['pwd'], account: migrated };
     },
   };
 }
