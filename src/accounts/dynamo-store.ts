@@ -15,7 +15,7 @@
 import crypto from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Storage } from '../storage/index.ts';
-import { asStorageError } from '../storage/errors.ts';
+import { isConditionFailed, sendOrUnavailable } from '../storage/errors.ts';
 import type { Keyring } from '../keys/types.ts';
 import type { PasswordHasher } from './hasher.ts';
 import { blindIndex, DataKeyCache, dataKeyContext, open, seal } from './crypto.ts';
@@ -70,7 +70,6 @@ const splitPtr = (p: string) => {
   const i = p.indexOf('|');
   return { pk: p.slice(0, i), sk: p.slice(i + 1) };
 };
-const isCondFail = (err: unknown) => (err as Error)?.name === 'ConditionalCheckFailedException';
 const union = (...lists: string[][]) => [...new Set(lists.flat())];
 const HELD_DUPLICATE = 'unverified-duplicate';
 
@@ -102,13 +101,8 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
     return this.storage.tables.accounts;
   }
 
-  private async send<T>(cmd: object): Promise<T> {
-    try {
-      return await this.storage.doc.send(cmd as never) as T;
-    } catch (err) {
-      if (isCondFail(err)) throw err;
-      throw asStorageError(err);
-    }
+  private send<T>(cmd: object): Promise<T> {
+    return sendOrUnavailable<T>(this.storage.doc, cmd);
   }
 
   // ---- keys of pointer items (blind indexes) ----
@@ -181,7 +175,7 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
         ConditionExpression: 'version = :v', ExpressionAttributeValues: { ':v': l.item.version },
       }));
     } catch (err) {
-      if (isCondFail(err)) throw new ConcurrentUpdate(`account ${l.item.sub} changed concurrently (version ${l.item.version})`);
+      if (isConditionFailed(err)) throw new ConcurrentUpdate(`account ${l.item.sub} changed concurrently (version ${l.item.version})`);
       throw err;
     }
     return { item, sealed, key: l.key };
@@ -238,7 +232,7 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
       }
     } catch (err) {
       await Promise.all(claimed.map((pk) => this.deletePointer(pk, '_', sub)));
-      if (isCondFail(err)) throw new AccountExists('an account with this e-mail or phone already exists');
+      if (isConditionFailed(err)) throw new AccountExists('an account with this e-mail or phone already exists');
       throw err;
     }
     try {
@@ -366,7 +360,7 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
         ExpressionAttributeNames: { '#s': 'sub' }, ExpressionAttributeValues: { ':s': sub },
       }));
     } catch (err) {
-      if (!isCondFail(err)) throw err;
+      if (!isConditionFailed(err)) throw err;
     }
   }
 
@@ -381,7 +375,7 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
       }));
       return true;
     } catch (err) {
-      if (isCondFail(err)) return false;
+      if (isConditionFailed(err)) return false;
       throw err;
     }
   }
@@ -564,7 +558,7 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
       ...(held ? { pendingReason: holdReason } : {}),
       ptrs: [PTR(srcPk, '_'), ...this.pointerKeys(sealed, sub, held)],
     }).catch((err) => {
-      if (isCondFail(err)) throw new RaceLost();
+      if (isConditionFailed(err)) throw new RaceLost();
       throw err;
     });
     await this.syncLoginPointers(l);
@@ -640,7 +634,7 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
       TableName: this.table, Key: { pk: `user#${from}`, sk: '_' },
       ConditionExpression: 'version = :v', ExpressionAttributeValues: { ':v': b.item.version },
     })).catch((err) => {
-      if (isCondFail(err)) throw new ConcurrentUpdate(`account ${from} changed during the merge; run the merge again`);
+      if (isConditionFailed(err)) throw new ConcurrentUpdate(`account ${from} changed during the merge; run the merge again`);
       throw err;
     });
     this.cache.delete(from);
@@ -725,7 +719,7 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
       await this.send(new UpdateCommand({
         TableName: this.table, Key: { pk: `merge#${id}`, sk: '_' }, UpdateExpression: 'REMOVE fromItem',
         ConditionExpression: 'attribute_exists(pk)',
-      })).catch((err) => { if (!isCondFail(err)) throw err; });
+      })).catch((err) => { if (!isConditionFailed(err)) throw err; });
     }
     // the item goes with its wrapped data key: any copy of the blob no longer opens
     await this.send(new DeleteCommand({ TableName: this.table, Key: { pk: `user#${sub}`, sk: '_' } }));

@@ -12,6 +12,7 @@
 import crypto from 'node:crypto';
 import { PutCommand, UpdateCommand, DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { CounterStore } from './counters.ts';
+import { isConditionFailed } from '../storage/errors.ts';
 
 export type CodePurpose = 'unlock' | 'reset';
 
@@ -22,8 +23,6 @@ export interface CodeOptions {
   /** codes per account and purpose per hour */
   maxSends: number;
 }
-
-const isCondFail = (err: unknown) => (err as Error)?.name === 'ConditionalCheckFailedException';
 
 export class OneTimeCodes {
   private readonly store: CounterStore;
@@ -45,7 +44,7 @@ export class OneTimeCodes {
       await this.store.doc.send(cmd);
       return true;
     } catch (err) {
-      if (isCondFail(err)) return false;
+      if (isConditionFailed(err)) return false;
       throw err;
     }
   }
@@ -110,7 +109,7 @@ export class OneTimeCodes {
       }));
       item = r.Attributes;
     } catch (err) {
-      if (!isCondFail(err)) throw err;
+      if (!isConditionFailed(err)) throw err;
     }
     // compare even without a code item, so a wrong address costs the same
     const expected = Buffer.from(item?.h ?? this.hash(pk, purpose, 'x'.repeat(this.opts.digits)));

@@ -18,7 +18,7 @@
 import crypto from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Storage } from '../storage/index.ts';
-import { asStorageError } from '../storage/errors.ts';
+import { asStorageError, isConditionFailed, sendOrUnavailable } from '../storage/errors.ts';
 
 export interface CounterSpec {
   /** reason code reported when this counter refuses */
@@ -68,7 +68,6 @@ interface CounterItem {
 
 const PREFIX = 'lockout#';
 const FOREVER_SECONDS = 10 * 365 * 86400;
-const isCondFail = (err: unknown) => (err as Error)?.name === 'ConditionalCheckFailedException';
 
 /** the n-th temporary lock's length, in seconds (n >= 1) */
 export function lockSeconds(b: Backoff, n: number): number {
@@ -113,13 +112,8 @@ export class CounterStore {
     return this.storage.tables.accounts;
   }
 
-  private async send<T>(cmd: object): Promise<T> {
-    try {
-      return await this.storage.doc.send(cmd as never) as T;
-    } catch (err) {
-      if (isCondFail(err)) throw err;
-      throw asStorageError(err);
-    }
+  private send<T>(cmd: object): Promise<T> {
+    return sendOrUnavailable<T>(this.storage.doc, cmd);
   }
 
   private async get<T>(key: CounterKey): Promise<T | undefined> {
@@ -151,7 +145,7 @@ export class CounterStore {
         const n = r.Attributes?.n ?? 1;
         return { allowed: true, n, last: n >= spec.limit, lockNumber, lockSeconds: seconds, permanent };
       } catch (err) {
-        if (!isCondFail(err)) throw err;
+        if (!isConditionFailed(err)) throw err;
       }
       const item = await this.get<CounterItem>(key);
       if (!item) {
@@ -196,7 +190,7 @@ export class CounterStore {
       await this.send(cmd);
       return true;
     } catch (err) {
-      if (isCondFail(err)) return false;
+      if (isConditionFailed(err)) return false;
       throw err;
     }
   }

@@ -22,7 +22,7 @@ import {
   DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { Storage } from '../storage/index.ts';
-import { asStorageError } from '../storage/errors.ts';
+import { isConditionFailed, sendOrUnavailable } from '../storage/errors.ts';
 import type { MfaMethod, MfaPolicy } from './types.ts';
 
 export interface FactorItem {
@@ -90,7 +90,6 @@ export interface FlowItem {
   expiresAt: number;
 }
 
-const isCondFail = (err: unknown) => (err as Error)?.name === 'ConditionalCheckFailedException';
 const nowSec = () => Math.floor(Date.now() / 1000);
 const live = <T extends { expiresAt?: number }>(item: T | undefined, now = nowSec()): T | undefined =>
   item && (item.expiresAt === undefined || item.expiresAt > now) ? item : undefined;
@@ -109,13 +108,8 @@ export class MfaStore {
     return this.storage.tables.accounts;
   }
 
-  private async send<T>(cmd: object): Promise<T> {
-    try {
-      return await this.storage.doc.send(cmd as never) as T;
-    } catch (err) {
-      if (isCondFail(err)) throw err;
-      throw asStorageError(err);
-    }
+  private send<T>(cmd: object): Promise<T> {
+    return sendOrUnavailable<T>(this.storage.doc, cmd);
   }
 
   /** runs a conditional write: false when its condition failed */
@@ -124,7 +118,7 @@ export class MfaStore {
       await this.send(cmd);
       return true;
     } catch (err) {
-      if (isCondFail(err)) return false;
+      if (isConditionFailed(err)) return false;
       throw err;
     }
   }
@@ -318,7 +312,7 @@ export class MfaStore {
       }));
       return { code: r.Attributes!.code! };
     } catch (err) {
-      if (!isCondFail(err)) throw err;
+      if (!isConditionFailed(err)) throw err;
     }
     const flow = await this.getFlow(uid);
     const c = flow?.sub === sub ? flow.code : undefined;

@@ -9,3 +9,19 @@ export function asStorageError(err: unknown): StorageUnavailable {
   const name = (err as Error)?.name ?? 'Error';
   return new StorageUnavailable(`storage unavailable (${name})`, { cause: err });
 }
+
+/** a conditional write or update lost its condition */
+export const isConditionFailed = (err: unknown): boolean => (err as Error)?.name === 'ConditionalCheckFailedException';
+
+/**
+ * Sends a DynamoDB command: a lost condition is rethrown as it is (callers
+ * decide what it means), every other failure becomes StorageUnavailable.
+ */
+export async function sendOrUnavailable<T>(doc: { send(cmd: never): Promise<unknown> }, cmd: object): Promise<T> {
+  try {
+    return await doc.send(cmd as never) as T;
+  } catch (err) {
+    if (isConditionFailed(err)) throw err;
+    throw asStorageError(err);
+  }
+}
