@@ -68,17 +68,8 @@ function candidates(sealed: Sealed): Candidate[] {
   ];
 }
 
-export interface Effective {
-  email?: string;
-  emailVerified: boolean;
-  phone?: string;
-  phoneVerified: boolean;
-  name?: string;
-  givenName?: string;
-  familyName?: string;
-  extra: Record<string, unknown>;
-  provenance: Record<string, string>;
-}
+/** the effective profile of a record: Account's profile fields (see docs/accounts.md for the conflict rule) */
+export type Effective = Pick<Account, 'email' | 'emailVerified' | 'phone' | 'phoneVerified' | 'name' | 'givenName' | 'familyName' | 'extra' | 'provenance'>;
 
 export function deriveProfile(sealed: Sealed): Effective {
   const cs = candidates(sealed);

@@ -12,7 +12,7 @@
 import crypto from 'node:crypto';
 import { PutCommand, UpdateCommand, DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { CounterStore } from './counters.ts';
-import { isConditionFailed } from '../storage/errors.ts';
+import { isConditionFailed, writeIfCondition } from '../storage/errors.ts';
 
 export type CodePurpose = 'unlock' | 'reset';
 
@@ -39,14 +39,8 @@ export class OneTimeCodes {
     return crypto.createHmac('sha256', this.key()).update(`lockout-code\0${purpose}\0${pk}\0${code}`).digest('base64url');
   }
 
-  private async tryWrite(cmd: object): Promise<boolean> {
-    try {
-      await this.store.doc.send(cmd);
-      return true;
-    } catch (err) {
-      if (isConditionFailed(err)) return false;
-      throw err;
-    }
+  private tryWrite(cmd: object): Promise<boolean> {
+    return writeIfCondition(this.store.doc, cmd);
   }
 
   /** one more send this hour, or false when the hourly limit is reached */

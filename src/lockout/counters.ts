@@ -18,7 +18,7 @@
 import crypto from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Storage } from '../storage/index.ts';
-import { asStorageError, isConditionFailed, sendOrUnavailable } from '../storage/errors.ts';
+import { asStorageError, isConditionFailed, sendOrUnavailable, writeIfCondition } from '../storage/errors.ts';
 
 export interface CounterSpec {
   /** reason code reported when this counter refuses */
@@ -185,14 +185,8 @@ export class CounterStore {
   }
 
   /** a conditional write that may lose to a concurrent one: losing is fine */
-  private async conditional(cmd: object): Promise<boolean> {
-    try {
-      await this.send(cmd);
-      return true;
-    } catch (err) {
-      if (isConditionFailed(err)) return false;
-      throw err;
-    }
+  private conditional(cmd: object): Promise<boolean> {
+    return writeIfCondition(this.storage.doc, cmd);
   }
 
   /** the state of a counter without counting (admin and tests) */

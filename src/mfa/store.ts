@@ -22,7 +22,7 @@ import {
   DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { Storage } from '../storage/index.ts';
-import { isConditionFailed, sendOrUnavailable } from '../storage/errors.ts';
+import { isConditionFailed, sendOrUnavailable, writeIfCondition } from '../storage/errors.ts';
 import type { MfaMethod, MfaPolicy } from './types.ts';
 
 export interface FactorItem {
@@ -113,14 +113,8 @@ export class MfaStore {
   }
 
   /** runs a conditional write: false when its condition failed */
-  private async conditional(cmd: object): Promise<boolean> {
-    try {
-      await this.send(cmd);
-      return true;
-    } catch (err) {
-      if (isConditionFailed(err)) return false;
-      throw err;
-    }
+  private conditional(cmd: object): Promise<boolean> {
+    return writeIfCondition(this.storage.doc, cmd);
   }
 
   private async get<T>(pk: string, sk: string): Promise<T | undefined> {

@@ -25,3 +25,14 @@ export async function sendOrUnavailable<T>(doc: { send(cmd: never): Promise<unkn
     throw asStorageError(err);
   }
 }
+
+/** A conditional write that may lose to a concurrent one: true when written, false when its condition failed. */
+export async function writeIfCondition(doc: { send(cmd: never): Promise<unknown> }, cmd: object): Promise<boolean> {
+  try {
+    await sendOrUnavailable(doc, cmd);
+    return true;
+  } catch (err) {
+    if (isConditionFailed(err)) return false;
+    throw err;
+  }
+}
