@@ -226,18 +226,11 @@ async function startOurs(label: string, env: Record<string, string>, opts: { wor
     throw err;
   }
   return {
-    label, origin,
-    pids: () => processTree(child.pid!),
+    ...target(label, origin, child),
     ddbCounts: opts.owner?.counts,
     storagePid: opts.owner?.child.pid,
     kmsCounts: opts.kms?.calls,
     kmsPid: opts.kms?.child.pid,
-    refreshPool: [],
-    legacyPool: Array.from({ length: LEGACY_USERS }, (_, i) => legacyEmail(i)),
-    migratedPool: [],
-    migratedNext: 0,
-    login: { origin, clientId: 'webapp', clientSecret: SECRET, redirectUri: REDIRECT, email: EMAIL, password: PASSWORD },
-    stop: () => stopChild(child),
   };
 }
 
@@ -280,6 +273,20 @@ async function readIdpSetup(env: Record<string, string>) {
   }
 }
 
+/** what every load target has: its processes, the login it drives, its token and user pools */
+function target(label: string, origin: string, child: ChildProcess): Target {
+  return {
+    label, origin,
+    pids: () => processTree(child.pid!),
+    refreshPool: [],
+    legacyPool: Array.from({ length: LEGACY_USERS }, (_, i) => legacyEmail(i)),
+    migratedPool: [],
+    migratedNext: 0,
+    login: { origin, clientId: 'webapp', clientSecret: SECRET, redirectUri: REDIRECT, email: EMAIL, password: PASSWORD },
+    stop: () => stopChild(child),
+  };
+}
+
 async function startBaseline(spec: Omit<BaselineSpec, 'issuer' | 'port'>): Promise<Target> {
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
@@ -295,16 +302,7 @@ async function startBaseline(spec: Omit<BaselineSpec, 'issuer' | 'port'>): Promi
     });
     child.once('exit', (code) => reject(new Error(`baseline exited (${code})`)));
   });
-  return {
-    label: 'baseline', origin,
-    pids: () => processTree(child.pid!),
-    refreshPool: [],
-    legacyPool: Array.from({ length: LEGACY_USERS }, (_, i) => legacyEmail(i)),
-    migratedPool: [],
-    migratedNext: 0,
-    login: { origin, clientId: 'webapp', clientSecret: SECRET, redirectUri: REDIRECT, email: EMAIL, password: PASSWORD },
-    stop: () => stopChild(child),
-  };
+  return target('baseline', origin, child);
 }
 
 // ─── scenarios ─────────────────────────────────────────────────────────────

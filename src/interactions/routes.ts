@@ -1,6 +1,7 @@
 // Interaction routes: the pages oidc-provider sends the browser to when it
 // needs a login or a consent. request → route → capability (strategy,
 // consent) → provider result → redirect back into the authorization flow.
+import { currentInteraction } from './current.ts';
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
@@ -81,14 +82,21 @@ export function interactionRouter(deps: InteractionDeps): Router {
     return c;
   }
 
+  /** what every interaction form carries: where it posts, how to cancel, its CSRF token, the client */
+  async function formBase(ctx: Context, details: Details, step: 'login' | 'consent') {
+    return {
+      action: `/interaction/${details.uid}/${step}`,
+      abortUrl: `/interaction/${details.uid}/abort`,
+      csrf: csrfToken(ctx, details.uid, deps.secureCookies),
+      client: clientView(await client(details)),
+    };
+  }
+
   async function renderLogin(ctx: Context, details: Details, extra: { login?: string; error?: string } = {}) {
     ctx.type = 'html';
     ctx.body = await deps.views.page('login', {
       title: 'Sign in',
-      action: `/interaction/${details.uid}/login`,
-      abortUrl: `/interaction/${details.uid}/abort`,
-      csrf: csrfToken(ctx, details.uid, deps.secureCookies),
-      client: clientView(await client(details)),
+      ...(await formBase(ctx, details, 'login')),
       login: extra.login ?? (typeof details.params.login_hint === 'string' ? details.params.login_hint : ''),
       error: extra.error,
       links: deps.loginExtras?.links(details.uid) ?? [],
@@ -101,10 +109,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
     ctx.type = 'html';
     ctx.body = await deps.views.page('consent', {
       title: 'Allow access',
-      action: `/interaction/${details.uid}/consent`,
-      abortUrl: `/interaction/${details.uid}/abort`,
-      csrf: csrfToken(ctx, details.uid, deps.secureCookies),
-      client: clientView(await client(details)),
+      ...(await formBase(ctx, details, 'consent')),
       account: { display: account?.email ?? account?.name ?? 'your account' },
       scopes: describeScopes(d.missingOIDCScope ?? []),
       claims: describeClaims(d.missingOIDCClaims ?? []),
@@ -113,8 +118,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
   }
 
   router.get('/:uid', async (ctx) => {
-    const details = await deps.provider().interactionDetails(ctx.req, ctx.res);
-    if (details.uid !== ctx.params.uid) throw new UnexpectedPrompt('another sign-in is in progress');
+    const details = await currentInteraction(deps.provider(), ctx);
     if (details.prompt.name === 'login') return renderLogin(ctx, details);
     if (details.prompt.name === 'consent') {
       // first-party clients are ours: their consent is given by policy, even
@@ -145,9 +149,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
       account = deps.accounts.findByLogin(login);
       account.catch(() => {}); // awaited below unless the request fails first
     }
-    const details = await deps.provider().interactionDetails(ctx.req, ctx.res);
-    if (details.uid !== ctx.params.uid) throw new UnexpectedPrompt('another sign-in is in progress');
-    if (details.prompt.name !== 'login') throw new UnexpectedPrompt(details.prompt.name);
+    const details = await currentInteraction(deps.provider(), ctx, 'login');
     verifyCsrf(ctx, details.uid, fields.csrf);
     const strategy = deps.strategies.find((s) => s.id === method);
     if (!strategy) throw new UnexpectedPrompt(`sign-in method ${method}`);
@@ -184,17 +186,14 @@ export function interactionRouter(deps: InteractionDeps): Router {
 
   router.post('/:uid/consent', body, async (ctx) => {
     const provider = deps.provider();
-    const details = await provider.interactionDetails(ctx.req, ctx.res);
-    if (details.uid !== ctx.params.uid) throw new UnexpectedPrompt('another sign-in is in progress');
-    if (details.prompt.name !== 'consent') throw new UnexpectedPrompt(details.prompt.name);
+    const details = await currentInteraction(provider, ctx, 'consent');
     verifyCsrf(ctx, details.uid, form(ctx).csrf);
     const consent = await approveConsent(provider, details);
     await finish(ctx, details, { consent }, true);
   });
 
   router.get('/:uid/abort', async (ctx) => {
-    const details = await deps.provider().interactionDetails(ctx.req, ctx.res);
-    if (details.uid !== ctx.params.uid) throw new UnexpectedPrompt('another sign-in is in progress');
+    const details = await currentInteraction(deps.provider(), ctx);
     await finish(ctx, details, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
   });
 

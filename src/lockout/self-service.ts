@@ -11,6 +11,7 @@
 // names an account, and whether or not that account is locked; the code is
 // sent in the background, so the answer takes the same time. A code goes only
 // to the account's own verified e-mail address, as typed.
+import { currentInteraction } from '../interactions/current.ts';
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
@@ -87,12 +88,7 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { afterLogin(
     await next();
   });
 
-  async function loginDetails(ctx: Context): Promise<Details> {
-    const details = await deps.provider().interactionDetails(ctx.req, ctx.res);
-    if (details.uid !== ctx.params.uid) throw new UnexpectedPrompt('another sign-in is in progress');
-    if (details.prompt.name !== 'login') throw new UnexpectedPrompt(details.prompt.name);
-    return details;
-  }
+  const loginDetails = (ctx: Context): Promise<Details> => currentInteraction(deps.provider(), ctx, 'login');
 
   const back = (uid: string) => [{ href: `/interaction/${uid}`, text: 'Back to sign in' }];
 

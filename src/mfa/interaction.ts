@@ -18,6 +18,7 @@
 // so failed MFA codes count towards the lockout policy. The interaction
 // cookie binds the flow to this browser (interactionDetails checks it), and
 // the CSRF token to this interaction.
+import { currentInteraction } from '../interactions/current.ts';
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
@@ -143,9 +144,7 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
 
   /** the interaction (this browser's, at the login prompt) and its MFA flow; undefined after redirecting to the start */
   async function load(ctx: Context): Promise<{ details: Details; flow: FlowItem; account: Account } | undefined> {
-    const details = await deps.provider().interactionDetails(ctx.req, ctx.res);
-    if (details.uid !== ctx.params.uid) throw new UnexpectedPrompt('another sign-in is in progress');
-    if (details.prompt.name !== 'login') throw new UnexpectedPrompt(details.prompt.name);
+    const details = await currentInteraction(deps.provider(), ctx, 'login');
     const flow = await mfa.store.getFlow(details.uid);
     const account = flow ? await deps.accounts.findBySub(flow.sub) : undefined;
     if (!flow || !account || account.status !== 'active') {

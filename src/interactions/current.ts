@@ -1,0 +1,15 @@
+// The interaction this browser is in, checked against the uid in the URL
+// (and, when given, against the prompt the route serves). Every interaction
+// route starts here.
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import { UnexpectedPrompt } from './errors.ts';
+
+export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+export async function currentInteraction(provider: Provider, ctx: Context, prompt?: 'login' | 'consent'): Promise<Details> {
+  const details = await provider.interactionDetails(ctx.req, ctx.res);
+  if (details.uid !== ctx.params.uid) throw new UnexpectedPrompt('another sign-in is in progress');
+  if (prompt && details.prompt.name !== prompt) throw new UnexpectedPrompt(details.prompt.name);
+  return details;
+}
