@@ -82,4 +82,38 @@ describe('sign-in in a real browser', function () {
     expect(cookies.length).to.be.greaterThan(0);
     for (const c of cookies) expect(c.httpOnly, c.name).to.equal(true);
   });
+
+  it('Cancel (sign-in page, fields left empty) and Deny (consent page) post their forms and return access_denied to the app', async () => {
+    const rp = await oidc.discovery(new URL(idp.issuer), 'browser-app', 'browser-secret-0123456789abcdefghij', undefined, { execute: [oidc.allowInsecureRequests] });
+    const authorize = async (state: string) => oidc.buildAuthorizationUrl(rp, {
+      redirect_uri: callbackUrl, scope: 'openid email', state,
+      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256',
+    }).href;
+    const expectDenied = (url: string, state: string) => {
+      const landed = new URL(url);
+      expect(landed.searchParams.get('error')).to.equal('access_denied');
+      expect(landed.searchParams.get('state')).to.equal(state);
+      expect(landed.searchParams.get('code')).to.equal(null);
+    };
+
+    const page = await browser.newPage();
+    const posts: string[] = [];
+    page.on('request', (r) => { if (r.url().endsWith('/abort')) posts.push(r.method()); });
+    await page.goto(await authorize('cancel-1'));
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    await page.waitForURL((u) => u.href.startsWith(callbackUrl));
+    expectDenied(page.url(), 'cancel-1');
+
+    const consentPage = await browser.newPage();
+    consentPage.on('request', (r) => { if (r.url().endsWith('/abort')) posts.push(r.method()); });
+    await consentPage.goto(await authorize('deny-1'));
+    await consentPage.getByLabel('Email or phone').fill('lin@example.com');
+    await consentPage.getByLabel('Password').fill('browser passphrase 77');
+    await consentPage.getByRole('button', { name: 'Sign in' }).click();
+    await consentPage.waitForSelector('text=wants to');
+    await consentPage.getByRole('button', { name: 'Deny' }).click();
+    await consentPage.waitForURL((u) => u.href.startsWith(callbackUrl));
+    expectDenied(consentPage.url(), 'deny-1');
+    expect(posts).to.deep.equal(['POST', 'POST']);
+  });
 });

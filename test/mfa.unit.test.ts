@@ -118,6 +118,11 @@ describe('MFA units', () => {
       expect(html).to.contain('Remember this device for 30 days');
       for (const m of html.matchAll(/<input\b[^>]*type="(?:text|password)"[^>]*>/g)) expect(m[0]).to.contain('name="otp"');
       expect(html).to.not.contain('undefined');
+      // "Cancel sign-in" posts its own form with the CSRF token; it is not a link
+      const abort = /<form method="post" action="\/interaction\/u1\/abort" id="abort"[^>]*>([\s\S]*?)<\/form>/.exec(html);
+      expect(abort, 'the abort form').to.not.equal(null);
+      expect(abort![1]).to.contain('name="csrf" value="c&lt;script&gt;').and.contain('>Cancel sign-in</button>');
+      expect(html).to.not.match(/href="[^"]*abort/);
     });
 
     it('mfa: enrolment shows the QR code as an image with a text alternative and the key in groups', async () => {

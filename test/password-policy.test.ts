@@ -174,6 +174,10 @@ describe('password policy over HTTP: maximum age', function () {
     expect(first.html).to.contain(SELF_SERVICE_MESSAGES.expired);
     const form = readForm(first.html);
     expect(form.action).to.match(/\/interaction\/[^/]+\/password$/);
+    // its Cancel posts the abort form with the page's CSRF token
+    const cancel = readForm(first.html, 'abort');
+    expect(cancel.action).to.equal(form.action.replace(/\/password$/, '/abort'));
+    expect(cancel.fields).to.deep.equal({ csrf: form.fields.csrf });
 
     const same = await post(browser, form.action, { ...form.fields, password: P1, confirm: P1 });
     expect(problemsOf(same.html)).to.deep.equal([POLICY_MESSAGES.reused]);
@@ -193,9 +197,20 @@ describe('self-service page (views/form.ejs)', () => {
     const html = await createViews().page('form', {
       heading: X, text: X, error: X, errors: [X], notice: X, action: `/a${X}`, csrf: X, hidden: { email: X },
       fields: [{ name: 'code', label: X, type: 'text', value: X, hint: X }], submit: X, links: [{ href: `/b${X}`, text: X }],
+      abortUrl: `/c${X}`,
     });
     expect(html).to.not.contain('<script>');
     expect(html).to.contain('&lt;script&gt;');
     expect(html).to.contain('name="csrf"');
+    expect(html).to.match(/<form method="post" action="\/c&#34;&gt;&lt;script&gt;[^"]*" id="abort"/);
+  });
+
+  it('Cancel (abortUrl) is a POST form with the CSRF token, not a link', async () => {
+    const { createViews } = await import('../src/http/views.ts');
+    const html = await createViews().page('form', { heading: 'H', action: '/interaction/u/password', csrf: 'tok', abortUrl: '/interaction/u/abort', links: [] });
+    const abort = /<form method="post" action="\/interaction\/u\/abort" id="abort"[^>]*>([\s\S]*?)<\/form>/.exec(html);
+    expect(abort, 'the abort form').to.not.equal(null);
+    expect(abort![1]).to.contain('<input type="hidden" name="csrf" value="tok">').and.match(/<button type="submit" class="link-button">Cancel<\/button>/);
+    expect(html).to.not.match(/href="[^"]*abort/);
   });
 });

@@ -54,6 +54,15 @@ function consentLocals(overrides: Record<string, unknown> = {}): Record<string, 
   };
 }
 
+/** Cancel / Deny: a button of the page's button row that submits its own POST form #abort, carrying the CSRF token; no GET link */
+function expectAbortButton(html: string, label: string, csrf: string): void {
+  expect(html).to.match(new RegExp(`<button type="submit" class="button secondary" form="abort">${label}</button>`));
+  const form = /<form method="post" action="\/interaction\/abc\/abort" id="abort"[^>]*>([\s\S]*?)<\/form>/.exec(html);
+  expect(form, 'the abort form').to.not.equal(null);
+  expect(form![1]).to.match(new RegExp(`<input type="hidden" name="csrf" value="${csrf}">`));
+  expect(html).to.not.match(/<a [^>]*href="[^"]*abort/);
+}
+
 function inputTag(html: string, name: string): string {
   const match = html.match(new RegExp(`<input[^>]*\\bname="${name}"[^>]*>`));
   expect(match, `input named ${name}`).to.not.equal(null);
@@ -118,7 +127,7 @@ describe('views', () => {
       expect(html).to.match(/<label for="login">Email or phone<\/label>/);
       expect(html).to.match(/<label for="password">Password<\/label>/);
       expect(html).to.match(/<button type="submit"[^>]*>Sign in<\/button>/);
-      expect(html).to.match(/<a [^>]*href="\/interaction\/abc\/abort"[^>]*>Cancel<\/a>/);
+      expectAbortButton(html, 'Cancel', 'csrf-token-123');
       expect(html.replace(/<[^>]+>/g, '')).to.include('Sign in to continue to Example App');
       expect(html).to.not.include('role="alert"');
     });
@@ -172,7 +181,7 @@ describe('views', () => {
       expect(inputTag(html, 'csrf')).to.include('value="csrf-token-456"');
       expect(html).to.match(/<form method="post" action="\/interaction\/abc\/confirm"/);
       expect(html).to.match(/<button type="submit"[^>]*>Allow<\/button>/);
-      expect(html).to.match(/<a [^>]*href="\/interaction\/abc\/abort"[^>]*>Deny<\/a>/);
+      expectAbortButton(html, 'Deny', 'csrf-token-456');
     });
 
     it('does not repeat a claim already described by a scope', async () => {

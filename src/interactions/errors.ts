@@ -48,3 +48,11 @@ export class UnexpectedPrompt extends InteractionError {
     super(400, 'invalid_request', `This step (${prompt}) does not belong here.`);
   }
 }
+
+/** A request with a method the route does not take (e.g. a GET on the abort URL, which only takes a form POST). */
+export class MethodNotAllowed extends InteractionError {
+  override name = 'MethodNotAllowed';
+  constructor(message: string) {
+    super(405, 'invalid_request', message);
+  }
+}

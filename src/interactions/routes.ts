@@ -10,7 +10,7 @@ import type { InteractionResults } from 'oidc-provider';
 import type { Views } from '../http/views.ts';
 import type { Account, AccountStore } from '../accounts/types.ts';
 import { csrfToken, verifyCsrf } from './csrf.ts';
-import { LegacyPasswordRetired, LoginFailed, UnexpectedPrompt } from './errors.ts';
+import { LegacyPasswordRetired, LoginFailed, MethodNotAllowed, UnexpectedPrompt } from './errors.ts';
 import type { Authenticated, LoginStrategy } from './strategies/types.ts';
 import { deviceId, ensureDeviceId } from './device.ts';
 import { openGuard, TRY_LATER, type Attempt, type LoginGuard } from '../lockout/types.ts';
@@ -82,7 +82,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
     return c;
   }
 
-  /** what every interaction form carries: where it posts, how to cancel, its CSRF token, the client */
+  /** what every interaction form carries: where it posts, where Cancel posts (with the same CSRF token), the token, the client */
   async function formBase(ctx: Context, details: Details, step: 'login' | 'consent') {
     return {
       action: `/interaction/${details.uid}/${step}`,
@@ -192,9 +192,18 @@ export function interactionRouter(deps: InteractionDeps): Router {
     await finish(ctx, details, { consent }, true);
   });
 
-  router.get('/:uid/abort', async (ctx) => {
+  // Cancel / Deny: a POST carrying the interaction's CSRF token, from any
+  // interaction page (login, consent, MFA, the forced password change). A GET
+  // cancels nothing: a link on another site must not end someone's sign-in.
+  router.post('/:uid/abort', body, async (ctx) => {
     const details = await currentInteraction(deps.provider(), ctx);
+    verifyCsrf(ctx, details.uid, form(ctx).csrf);
     await finish(ctx, details, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
+  });
+
+  router.get('/:uid/abort', (ctx) => {
+    ctx.set('Allow', 'POST');
+    throw new MethodNotAllowed('To cancel, use the Cancel button on the sign-in page.');
   });
 
   return router;

@@ -331,7 +331,7 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { afterLogin(
   function expiredPage(ctx: Context, uid: string, extra: Record<string, unknown> = {}, status = 200) {
     return page(ctx, uid, {
       heading: 'Choose a new password', notice: SELF_SERVICE_MESSAGES.expired, action: `/interaction/${uid}/password`,
-      fields: newPasswordFields, submit: 'Change password and continue', links: [{ href: `/interaction/${uid}/abort`, text: 'Cancel' }],
+      fields: newPasswordFields, submit: 'Change password and continue', links: [], abortUrl: `/interaction/${uid}/abort`,
       ...extra,
     }, status);
   }
