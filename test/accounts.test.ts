@@ -290,7 +290,7 @@ describe('accounts: legacy sign-in, upgrade, merge, erasure', function () {
 
   it('idp users add and list still work; list shows no personal data unless asked', async () => {
     const added = await idp.cli('users', 'add', '--email', 'Zoe@Example.net', '--password', 'a long enough password 9', '--name', 'Zoe Zed', '--email-verified') as { sub: string };
-    await expectCliError(['users', 'add', '--email', 'zoe@example.net', '--password', 'x'], /already exists/);
+    await expectCliError(['users', 'add', '--email', 'zoe@example.net', '--password', 'another long passphrase 8'], /already exists/);
     const plain = await idp.cli('users', 'list') as Array<Record<string, unknown>>;
     expect(JSON.stringify(plain)).to.not.match(/zoe@|@example\.(com|net)|Ada Obi|Frank Fox|Zoe Zed/i);
     expect(plain.find((u) => u.sub === added.sub)).to.include({ status: 'active', password: 'argon2id' });

@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { tempDir } from './support/idp.ts';
+import { POLICY_MESSAGES } from '../src/passwords/policy.ts';
 
 describe('idp command', function () {
   this.timeout(60_000);
@@ -46,6 +47,32 @@ describe('idp command', function () {
       expect(r.stderr, args.join(' ')).to.match(message);
       expect(r.stderr).to.not.match(/\n\s+at /);
     }
+  });
+
+  it('users add applies the password policy: a refused password is one line, exit code 2, and nothing written', () => {
+    const users = () => (JSON.parse(idp('users', 'list', '--json').stdout) as unknown[]).length;
+    const before = users();
+    const cases: Array<[string[], string]> = [
+      [['--password', 'password'], `Use at least 12 characters. ${POLICY_MESSAGES.common}`],
+      [['--password', 'qwerty123456'], POLICY_MESSAGES.common],
+      [['--password', 'ravi lakshmi secret', '--name', 'Ravi Lakshmi'], POLICY_MESSAGES.personal],
+    ];
+    for (const [args, why] of cases) {
+      const r = idp('users', 'add', '--email', 'ravi@example.com', ...args, '--email-verified');
+      expect(r.status, args.join(' ')).to.equal(2);
+      expect(r.stderr, args.join(' ')).to.equal(`idp: --password refused by the password policy: ${why}\n`);
+      expect(r.stdout).to.equal('');
+    }
+    // the policy is the configured one (PASSWORD_MIN_LENGTH)
+    const strict = spawnSync('bin/idp', ['users', 'add', '--email', 'ravi@example.com', '--password', 'a fine passphrase 7'], { env: { ...env, PASSWORD_MIN_LENGTH: '24' }, encoding: 'utf8', timeout: 30_000 });
+    expect(strict.status).to.equal(2);
+    expect(strict.stderr).to.equal('idp: --password refused by the password policy: Use at least 24 characters.\n');
+    expect(users(), 'no account written').to.equal(before);
+
+    const ok = idp('users', 'add', '--email', 'ravi@example.com', '--password', 'a fine passphrase 7', '--name', 'Ravi Lakshmi');
+    expect(ok.status, ok.stderr).to.equal(0);
+    expect(ok.stdout).to.match(/^user \S+ created\n$/);
+    expect(users()).to.equal(before + 1);
   });
 
   it('stops on a bad configuration value with one line and exit code 1', () => {

@@ -10,6 +10,7 @@ import { argon2Hasher } from '../accounts/hasher.ts';
 import { DynamoAccountStore } from '../accounts/dynamo-store.ts';
 import { importFile, type ImportSummary } from '../accounts/import.ts';
 import { loadLegacySecrets } from '../accounts/legacy-config.ts';
+import { PasswordPolicy } from '../passwords/policy.ts';
 import {
   AccountExists, AccountNotFound, ConcurrentUpdate, isValidEmail, normalizePhone, type Account,
 } from '../accounts/types.ts';
@@ -129,6 +130,11 @@ export async function runUsers(cmd: string, args: string[], kit: CliKit): Promis
       if (!isValidEmail(email)) throw new kit.UsageError(`--email: "${email}" is not a valid e-mail address\nusage: ${USERS_USAGE[cmd]}`);
       const phone = typeof v.phone === 'string' ? normalizePhone(v.phone) : undefined;
       if (typeof v.phone === 'string' && !phone) throw new kit.UsageError(`--phone must be an E.164 number (+, country code, number)\nusage: ${USERS_USAGE[cmd]}`);
+      // the password policy of the change and reset pages (PASSWORD_*), checked before anything is opened or written
+      const hasher = argon2Hasher(config.argon2);
+      const policy = new PasswordPolicy(config.passwordPolicy, (hash, pw) => hasher.verify(hash, pw));
+      const refused = await policy.problems(password, { email, phone, name: typeof v.name === 'string' ? v.name : undefined });
+      if (refused.length > 0) throw new kit.UsageError(`--password refused by the password policy: ${refused.join(' ')}`);
       const account = await withAccounts(kit, async (store) => {
         try {
           return await store.create({

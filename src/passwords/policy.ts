@@ -1,6 +1,7 @@
 // What a new password must satisfy (NIST SP 800-63B, OWASP ASVS V2.1), for
 // every place that sets one: the change and reset pages and the forced change
-// of an expired password (src/lockout/self-service.ts). No composition rules.
+// of an expired password (src/lockout/self-service.ts), and `idp users add`
+// (src/cli/users.ts). No composition rules.
 //
 //   - length in Unicode code points: at least PASSWORD_MIN_LENGTH (12), at most
 //     PASSWORD_MAX_LENGTH (256);
