@@ -24,6 +24,7 @@ import {
   VerifyCommand,
 } from '@aws-sdk/client-kms';
 import type { SigningAlgorithmSpec } from '@aws-sdk/client-kms';
+import { CompactSign, compactVerify } from 'jose';
 import { startKmsServer } from './support/kms-server.ts';
 import type { KmsKeySpec, KmsTestServer } from './support/kms-server.ts';
 
@@ -46,6 +47,10 @@ async function expectKmsError(p: Promise<unknown>, name: string): Promise<SdkErr
 
 const sha = (alg: string, data: Buffer) => crypto.createHash(alg).update(data).digest();
 const spkiKey = (der: Uint8Array) => crypto.createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' });
+const b64url = (s: string) => Buffer.from(s).toString('base64url');
+const generateRsa = (modulusLength: number) => new Promise<crypto.KeyPairKeyObjectResult>((resolve, reject) => {
+  crypto.generateKeyPair('rsa', { modulusLength }, (err, publicKey, privateKey) => (err ? reject(err) : resolve({ publicKey, privateKey })));
+});
 
 /** strict DER ECDSA-Sig-Value check: SEQUENCE of two minimal positive INTEGERs */
 function assertDerEcdsa(sig: Buffer) {
@@ -391,6 +396,93 @@ describe('KMS test server', function () {
         }
       });
     }
+
+    describe('RSASSA-PSS as KMS does it: MGF1 with the message hash, salt as long as the digest', () => {
+      const PSS = crypto.constants.RSA_PKCS1_PSS_PADDING;
+      const pssSign = (KeyId: string, SigningAlgorithm: SigningAlgorithmSpec, MessageType: 'RAW' | 'DIGEST', Message: Buffer) =>
+        kms.send(new SignCommand({ KeyId, SigningAlgorithm, MessageType, Message })).then((r) => Buffer.from(r.Signature!));
+      const kmsVerify = (KeyId: string, SigningAlgorithm: SigningAlgorithmSpec, MessageType: 'RAW' | 'DIGEST', Message: Buffer, Signature: Buffer) =>
+        kms.send(new VerifyCommand({ KeyId, SigningAlgorithm, MessageType, Message, Signature }));
+
+      it('RSASSA_PSS_SHA_256: the salt is exactly 32 bytes in RAW and DIGEST signatures, and each signature is fresh', async () => {
+        const key = spkiKey((await kms.send(new GetPublicKeyCommand({ KeyId: rsaKeyId }))).PublicKey!);
+        const made: Buffer[] = [];
+        for (const [type, msg] of [['RAW', message], ['DIGEST', sha('sha256', message)], ['DIGEST', sha('sha256', message)]] as const) {
+          const sig = await pssSign(rsaKeyId, 'RSASSA_PSS_SHA_256', type, msg);
+          made.push(sig);
+          // node:crypto checks the salt length exactly when it is given
+          expect(crypto.verify('sha256', message, { key, padding: PSS, saltLength: 32 }, sig), `${type}, salt 32`).to.equal(true);
+          for (const saltLength of [0, 20, 31, 33, 64]) {
+            expect(crypto.verify('sha256', message, { key, padding: PSS, saltLength }, sig), `${type}, salt ${saltLength}`).to.equal(false);
+          }
+          // not PKCS#1 v1.5
+          expect(crypto.verify('sha256', message, { key, padding: crypto.constants.RSA_PKCS1_PADDING }, sig)).to.equal(false);
+        }
+        // a random salt: two signatures over the same digest differ
+        expect(made[1].equals(made[2])).to.equal(false);
+      });
+
+      it('KMS Verify takes PSS signatures node:crypto makes with a 32-byte salt, and refuses other salt lengths and PKCS#1 v1.5', async () => {
+        const { privateKey } = await generateRsa(2048);
+        const key = await server.createKey({ keySpec: 'RSA_2048', privateKey });
+        expect(spkiKey(key.publicKey!).export({ format: 'jwk' })).to.deep.equal(crypto.createPublicKey(privateKey).export({ format: 'jwk' }));
+        const pss = (saltLength: number) => crypto.sign('sha256', message, { key: privateKey, padding: PSS, saltLength });
+        const pkcs1 = crypto.sign('sha256', message, { key: privateKey, padding: crypto.constants.RSA_PKCS1_PADDING });
+        for (const [type, msg] of [['RAW', message], ['DIGEST', sha('sha256', message)]] as const) {
+          expect((await kmsVerify(key.keyId, 'RSASSA_PSS_SHA_256', type, msg, pss(32))).SignatureValid, type).to.equal(true);
+          for (const saltLength of [0, 20, 64]) {
+            await expectKmsError(kmsVerify(key.keyId, 'RSASSA_PSS_SHA_256', type, msg, pss(saltLength)), 'KMSInvalidSignatureException');
+          }
+          await expectKmsError(kmsVerify(key.keyId, 'RSASSA_PSS_SHA_256', type, msg, pkcs1), 'KMSInvalidSignatureException');
+          await expectKmsError(kmsVerify(key.keyId, 'RSASSA_PKCS1_V1_5_SHA_256', type, msg, pss(32)), 'KMSInvalidSignatureException');
+          expect((await kmsVerify(key.keyId, 'RSASSA_PKCS1_V1_5_SHA_256', type, msg, pkcs1)).SignatureValid, type).to.equal(true);
+        }
+        // and what KMS signs over a digest, node:crypto verifies with the imported key
+        const signed = await pssSign(key.keyId, 'RSASSA_PSS_SHA_256', 'DIGEST', sha('sha256', message));
+        expect(crypto.verify('sha256', message, { key: privateKey, padding: PSS, saltLength: 32 }, signed)).to.equal(true);
+        // imported material must fit the key spec
+        expect((await rejection(server.createKey({ keySpec: 'RSA_3072', privateKey }))).code).to.equal('ValidationException');
+        expect((await rejection(server.createKey({ keySpec: 'SYMMETRIC_DEFAULT', privateKey }))).code).to.equal('ValidationException');
+      });
+
+      it('a JWS signed by KMS over the digest of its signing input verifies as PS256 with jose, and a jose PS256 JWS passes KMS Verify', async () => {
+        const pub = spkiKey((await kms.send(new GetPublicKeyCommand({ KeyId: rsaKeyId }))).PublicKey!);
+        const input = `${b64url(JSON.stringify({ alg: 'PS256', kid: 'k' }))}.${b64url(JSON.stringify({ sub: 'x' }))}`;
+        const sig = await pssSign(rsaKeyId, 'RSASSA_PSS_SHA_256', 'DIGEST', sha('sha256', Buffer.from(input)));
+        const jws = `${input}.${sig.toString('base64url')}`;
+        const { protectedHeader, payload } = await compactVerify(jws, pub, { algorithms: ['PS256'] });
+        expect(protectedHeader.alg).to.equal('PS256');
+        expect(JSON.parse(Buffer.from(payload).toString())).to.deep.equal({ sub: 'x' });
+        // the same signature is no RS256 signature
+        const asRs = `${b64url(JSON.stringify({ alg: 'RS256', kid: 'k' }))}.${b64url(JSON.stringify({ sub: 'x' }))}`;
+        expect((await rejection(compactVerify(`${asRs}.${sig.toString('base64url')}`, pub))).message).to.match(/signature verification failed/);
+
+        const { privateKey } = await generateRsa(2048);
+        const imported = await server.createKey({ keySpec: 'RSA_2048', privateKey });
+        const joseJws = await new CompactSign(Buffer.from('hello')).setProtectedHeader({ alg: 'PS256' }).sign(privateKey);
+        const [h, p, s] = joseJws.split('.');
+        const ok = await kmsVerify(imported.keyId, 'RSASSA_PSS_SHA_256', 'DIGEST', sha('sha256', Buffer.from(`${h}.${p}`)), Buffer.from(s, 'base64url'));
+        expect(ok.SignatureValid).to.equal(true);
+      });
+
+      for (const [spec, alg, hash, bytes] of [
+        ['RSA_3072', 'RSASSA_PSS_SHA_384', 'sha384', 48],
+        ['RSA_4096', 'RSASSA_PSS_SHA_512', 'sha512', 64],
+      ] as const) {
+        it(`${spec} ${alg}: DIGEST signatures carry a ${bytes}-byte salt and verify both ways`, async () => {
+          const key = await server.createKey(spec);
+          const pub = spkiKey(key.publicKey!);
+          expect(key.signingAlgorithms).to.include(alg);
+          const sig = await pssSign(key.keyId, alg, 'DIGEST', sha(hash, message));
+          expect(sig).to.have.length(Number(spec.slice(4)) / 8);
+          expect(crypto.verify(hash, message, { key: pub, padding: PSS, saltLength: bytes }, sig)).to.equal(true);
+          expect(crypto.verify(hash, message, { key: pub, padding: PSS, saltLength: 32 }, sig)).to.equal(false);
+          expect((await kmsVerify(key.keyId, alg, 'RAW', message, sig)).SignatureValid).to.equal(true);
+          // a digest of another length is refused, as KMS does
+          await expectKmsError(pssSign(key.keyId, alg, 'DIGEST', sha('sha256', message)), 'ValidationException');
+        });
+      }
+    });
 
     it('rejects wrong key usage, algorithms and digest lengths', async () => {
       const sign = (KeyId: string, SigningAlgorithm: SigningAlgorithmSpec, Message: Buffer, MessageType: 'RAW' | 'DIGEST' = 'RAW') =>

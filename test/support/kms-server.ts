@@ -70,6 +70,12 @@ export interface CreateKeyOptions {
   alias?: string;
   /** a UUID to use as the key id instead of a random one */
   keyId?: string;
+  /**
+   * asymmetric keys: use this private key (RSA of the spec's size, or EC on
+   * the spec's curve) instead of generating one, as KMS ImportKeyMaterial
+   * does; tests can then make signatures outside KMS for Verify
+   */
+  privateKey?: KeyObject;
 }
 
 export interface KmsKeyInfo {
@@ -627,7 +633,18 @@ export async function startKmsServer(opts: StartKmsServerOptions = {}): Promise<
 
   // ------------------------------------------------ key management
 
-  async function createKeyRecord(spec: KmsKeySpec, usage: KmsKeyUsage, description: string, id?: string): Promise<KeyRecord> {
+  /** imported key material: a private key that fits the key spec */
+  function importedPair(spec: KmsKeySpec, privateKey: KeyObject): { privateKey: KeyObject; publicKey: KeyObject } {
+    const c = CURVES[spec];
+    const d = privateKey.asymmetricKeyDetails;
+    const fits = privateKey.type === 'private' && (c
+      ? privateKey.asymmetricKeyType === 'ec' && d?.namedCurve === c.named
+      : privateKey.asymmetricKeyType === 'rsa' && d?.modulusLength === KEY_SPECS[spec].rsaBits);
+    if (!fits) throw validation(`the imported key material does not fit KeySpec ${spec}`);
+    return { privateKey, publicKey: crypto.createPublicKey(privateKey) };
+  }
+
+  async function createKeyRecord(spec: KmsKeySpec, usage: KmsKeyUsage, description: string, id?: string, material?: KeyObject): Promise<KeyRecord> {
     const specInfo = KEY_SPECS[spec];
     if (!specInfo) throw new KmsError('UnsupportedOperationException', `KeySpec ${spec} is not supported by this test server`);
     if (usage !== specInfo.usage) {
@@ -650,12 +667,15 @@ export async function startKmsServer(opts: StartKmsServerOptions = {}): Promise<
       signingAlgorithms: specInfo.signing,
     };
     if (spec === 'SYMMETRIC_DEFAULT') {
+      if (material) throw validation('key material can be imported for asymmetric keys only');
       record.material = crypto.randomBytes(32);
     } else {
       const c = CURVES[spec];
-      const pair = c
-        ? await generateKeyPair('ec', { namedCurve: c.named })
-        : await generateKeyPair('rsa', { modulusLength: specInfo.rsaBits ?? 2048 });
+      const pair = material
+        ? importedPair(spec, material)
+        : c
+          ? await generateKeyPair('ec', { namedCurve: c.named })
+          : await generateKeyPair('rsa', { modulusLength: specInfo.rsaBits ?? 2048 });
       record.privateKey = pair.privateKey;
       record.publicKey = pair.publicKey;
       record.spki = pair.publicKey.export({ type: 'spki', format: 'der' });
@@ -1257,7 +1277,7 @@ export async function startKmsServer(opts: StartKmsServerOptions = {}): Promise<
       const o: CreateKeyOptions = typeof spec === 'string' ? { keySpec: spec } : (spec ?? {});
       const keySpec = o.keySpec ?? 'SYMMETRIC_DEFAULT';
       const usage = o.keyUsage ?? KEY_SPECS[keySpec]?.usage ?? 'ENCRYPT_DECRYPT';
-      const key = await createKeyRecord(keySpec, usage, o.description ?? '', o.keyId);
+      const key = await createKeyRecord(keySpec, usage, o.description ?? '', o.keyId, o.privateKey);
       if (o.alias) addAlias(o.alias, key.id);
       return keyInfo(key);
     },
