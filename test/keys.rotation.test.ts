@@ -18,7 +18,7 @@ import { plan, type Snapshot } from '../src/keys/schedule.ts';
 import type { StoredCookieKey, StoredSigningKey } from '../src/keys/store.ts';
 import {
   API, registerFixtures, relyingParty, serviceClient, login, jwtAccessToken, kidOf, expOf, jwks, verifyWith,
-  eventually, logEvents, sessionStillValid, tokenRequest,
+  eventually, logEvents, sessionStillValid, tokenRequest, activeKid,
 } from './support/keys-flow.ts';
 
 const TTL = 8;
@@ -61,7 +61,7 @@ describe('key rotation across two running servers (kms-sign)', function () {
 
   it('both servers start on the same keys', async () => {
     const ka = (await jwks(a)).map((k) => k.kid).sort();
-    expect(ka).to.have.length(2);
+    expect((await jwks(a)).map((k) => k.alg).sort()).to.deep.equal(['ES256', 'PS256', 'RS256']);
     expect((await jwks(b)).map((k) => k.kid).sort()).to.deep.equal(ka);
   });
 
@@ -79,10 +79,12 @@ describe('key rotation across two running servers (kms-sign)', function () {
     const oldAt = await sign(svcB);
     const oldRs = kidOf(oldId);
     const oldEs = kidOf(oldAt);
+    const oldPs = activeKid(a, 'PS256');
 
     const created = await a.cli('keys', 'rotate') as Array<{ kind: string; kid: string; alg?: string; at: string }>;
     const newRs = created.find((x) => x.alg === 'RS256')!.kid;
     const newEs = created.find((x) => x.alg === 'ES256')!.kid;
+    const newPs = created.find((x) => x.alg === 'PS256')!.kid;
     const activatesAt = Date.parse(created.find((x) => x.alg === 'ES256')!.at);
     expect(activatesAt - Date.now()).to.be.within((PREPUBLISH - 1) * 1000, PREPUBLISH * 1000);
 
@@ -91,7 +93,7 @@ describe('key rotation across two running servers (kms-sign)', function () {
     for (const [name, idp] of [['a', a], ['b', b]] as const) {
       await eventually(async () => {
         const kids = (await jwks(idp)).map((k) => k.kid);
-        return kids.includes(newRs) && kids.includes(newEs);
+        return kids.includes(newRs) && kids.includes(newEs) && kids.includes(newPs);
       }, 3000, `server ${name} to publish the next keys`, 100);
       seenIn[name] = Date.now();
     }
@@ -118,6 +120,7 @@ describe('key rotation across two running servers (kms-sign)', function () {
     const promotions = [...logEvents(a, 'keys.promote'), ...logEvents(b, 'keys.promote')];
     expect(promotions.filter((p) => p.kid === newEs)).to.have.length(1);
     expect(promotions.filter((p) => p.kid === newRs)).to.have.length(1);
+    expect(promotions.filter((p) => p.kid === newPs)).to.have.length(1);
 
     // the browser's session survives the cookie key rotation, on either server
     await eventually(async () => a.keyring.cookieKeys()[0] === b.keyring.cookieKeys()[0] && a.keyring.cookieKeys().length === 2, 3000, 'both servers on the new cookie key');
@@ -137,7 +140,7 @@ describe('key rotation across two running servers (kms-sign)', function () {
     for (const [name, idp] of [['a', a], ['b', b]] as const) {
       await eventually(async () => {
         const kids = (await jwks(idp)).map((k: JWK) => k.kid);
-        if (kids.includes(oldRs) || kids.includes(oldEs)) {
+        if (kids.includes(oldRs) || kids.includes(oldEs) || kids.includes(oldPs)) {
           // while published, a token of the old key still verifies
           return false;
         }
@@ -148,8 +151,8 @@ describe('key rotation across two running servers (kms-sign)', function () {
     expect(Math.min(gone.a, gone.b), 'removed only after the last old token expired').to.be.at.least(lastOldExp);
     expect(Date.now() - promotedAt).to.be.at.least(TTL * 1000 - 1000);
     const after = await a.cli('keys', 'list') as Array<{ kid: string; state: string }>;
-    expect(after.map((k) => k.kid)).to.not.include.members([oldRs, oldEs]);
-    expect(after.filter((k) => k.state === 'active').map((k) => k.kid)).to.include.members([newRs, newEs]);
+    expect(after.map((k) => k.kid)).to.not.include.members([oldRs, oldEs, oldPs]);
+    expect(after.filter((k) => k.state === 'active').map((k) => k.kid)).to.include.members([newRs, newEs, newPs]);
     // the new keys still sign on both
     expect(kidOf(await jwtAccessToken(svcA))).to.equal(newEs);
     expect(kidOf(await jwtAccessToken(svcB))).to.equal(newEs);

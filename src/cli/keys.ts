@@ -11,7 +11,7 @@ import type { KeyInfo, SigningAlg } from '../keys/types.ts';
 
 export const KEYS_USAGE: Record<string, string> = {
   'keys list': 'idp keys list [--json]',
-  'keys rotate': 'idp keys rotate [--alg RS256|ES256|EdDSA] [--cookie] [--activate-in SECONDS] [--kms-key-id KMS_KEY] [--json]',
+  'keys rotate': 'idp keys rotate [--alg RS256|PS256|ES256|EdDSA] [--cookie] [--activate-in SECONDS] [--kms-key-id KMS_KEY] [--json]',
 };
 
 export interface KeysCliDeps {
@@ -68,7 +68,7 @@ export async function keysCommand(cmd: string, args: string[], config: Config, d
   const v = deps.parse(cmd, args, { alg: { type: 'string' }, cookie: { type: 'boolean' }, 'activate-in': { type: 'string' }, 'kms-key-id': { type: 'string' } });
   out.json = !!v.json;
   const alg = v.alg as string | undefined;
-  if (alg !== undefined && !['RS256', 'ES256', 'EdDSA'].includes(alg)) throw deps.usage(cmd, '--alg must be RS256, ES256 or EdDSA');
+  if (alg !== undefined && !['RS256', 'PS256', 'ES256', 'EdDSA'].includes(alg)) throw deps.usage(cmd, '--alg must be RS256, PS256, ES256 or EdDSA');
   if (alg === 'EdDSA' && config.keys.mode === 'kms-sign') throw deps.usage(cmd, 'EdDSA is not available in KEYS_MODE=kms-sign: KMS has no Ed25519 keys');
   let activateIn: number | undefined;
   if (v['activate-in'] !== undefined) {

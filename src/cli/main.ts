@@ -28,7 +28,7 @@ const USAGE: Record<string, string> = {
   ...USERS_USAGE,
   ...MFA_USAGE,
   ...LOCKOUT_USAGE,
-  'resources add': 'idp resources add --id URI --scope "a b" [--format jwt|opaque] [--alg RS256|ES256|EdDSA] [--ttl SECONDS] [--json]',
+  'resources add': 'idp resources add --id URI --scope "a b" [--format jwt|opaque] [--alg RS256|PS256|ES256|EdDSA] [--ttl SECONDS] [--json]',
   'resources list': 'idp resources list [--json]',
   'resources remove': 'idp resources remove --id URI [--json]',
   ...KEYS_USAGE,
@@ -166,8 +166,8 @@ export async function run(argv: string[], env: Record<string, string | undefined
       const format = (v.format as string | undefined) ?? 'jwt';
       if (format !== 'jwt' && format !== 'opaque') throw new UsageError(`--format must be jwt or opaque\nusage: ${USAGE[cmd]}`);
       const alg = (v.alg as string | undefined) ?? 'ES256';
-      if (!['RS256', 'ES256', 'EdDSA'].includes(alg)) throw new UsageError(`--alg must be RS256, ES256 or EdDSA\nusage: ${USAGE[cmd]}`);
-      if (alg === 'EdDSA' && format === 'jwt' && config.keys.mode === 'kms-sign') throw new UsageError(`--alg EdDSA is not available with KEYS_MODE=kms-sign (KMS has no Ed25519 keys): use ES256 or RS256\nusage: ${USAGE[cmd]}`);
+      if (!['RS256', 'PS256', 'ES256', 'EdDSA'].includes(alg)) throw new UsageError(`--alg must be RS256, PS256, ES256 or EdDSA\nusage: ${USAGE[cmd]}`);
+      if (alg === 'EdDSA' && format === 'jwt' && config.keys.mode === 'kms-sign') throw new UsageError(`--alg EdDSA is not available with KEYS_MODE=kms-sign (KMS has no Ed25519 keys): use ES256, RS256 or PS256\nusage: ${USAGE[cmd]}`);
       const ttl = v.ttl === undefined ? undefined : Number(v.ttl);
       if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 60 || ttl > 86400)) throw new UsageError(`--ttl must be a whole number of seconds from 60 to 86400\nusage: ${USAGE[cmd]}`);
       const rs: ResourceServer = { id, scope: need(cmd, v.scope, '--scope'), accessTokenFormat: format, ...(format === 'jwt' ? { jwtAlg: alg as ResourceServer['jwtAlg'] } : {}), ...(ttl ? { accessTokenTTL: ttl } : {}) };

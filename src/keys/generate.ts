@@ -4,7 +4,9 @@ import { generateKeyPair, exportJWK, calculateJwkThumbprint, type JWK } from 'jo
 import type { SigningAlg } from './types.ts';
 
 export async function generateSigningJwk(alg: SigningAlg): Promise<JWK> {
-  const opts = alg === 'RS256' ? { modulusLength: 2048, extractable: true } : { extractable: true, crv: alg === 'EdDSA' ? 'Ed25519' : undefined };
+  // RS256 and PS256 are RSA-2048 keys (each alg its own key); the JWK's alg binds it to one padding
+  const rsa = alg === 'RS256' || alg === 'PS256';
+  const opts = rsa ? { modulusLength: 2048, extractable: true } : { extractable: true, crv: alg === 'EdDSA' ? 'Ed25519' : undefined };
   const { privateKey } = await generateKeyPair(alg, opts);
   const jwk = await exportJWK(privateKey);
   jwk.kid = await calculateJwkThumbprint(jwk, 'sha256');

@@ -1,8 +1,8 @@
-// kms-sign: signing keys are asymmetric KMS keys (RSA_2048 for RS256,
-// ECC_NIST_P256 for ES256). A record names its KMS key and carries the public
-// JWK; on opening, GetPublicKey is asked once per key (then cached) and its
-// thumbprint must equal the record's kid. No private key is ever in this
-// process or in the keys table.
+// kms-sign: signing keys are asymmetric KMS keys (RSA_2048 for RS256, another
+// RSA_2048 key for PS256, ECC_NIST_P256 for ES256). A record names its KMS key
+// and carries the public JWK; on opening, GetPublicKey is asked once per key
+// (then cached) and its thumbprint must equal the record's kid. No private key
+// is ever in this process or in the keys table.
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { JWK } from 'jose';
 import type { Logger } from '../logging/index.ts';
@@ -17,6 +17,7 @@ export class KmsSigning implements SigningBackend {
   private readonly client: KMSClient;
   private readonly log: Logger;
   private readonly description: string;
+  /** by alg and KMS key ARN: the public JWK carries the alg it was read for */
   private readonly publicKeys = new Map<string, Awaited<ReturnType<typeof kmsPublicJwk>>>();
 
   constructor(client: KMSClient, log: Logger, issuer: string) {
@@ -29,7 +30,7 @@ export class KmsSigning implements SigningBackend {
     const kmsKeyId = opts.kmsKeyId ?? await kmsCreateSigningKey(this.client, alg, `${this.description} (${alg})`);
     try {
       const pub = await kmsPublicJwk(this.client, kmsKeyId, alg);
-      this.publicKeys.set(pub.arn, pub);
+      this.publicKeys.set(`${alg} ${pub.arn}`, pub);
       return { kid: pub.jwk.kid!, publicJwk: pub.jwk, kmsKeyId: pub.arn };
     } catch (err) {
       if (!opts.kmsKeyId) {
@@ -45,10 +46,10 @@ export class KmsSigning implements SigningBackend {
     if (!rec.kmsKeyId) {
       throw new Error(`signing key ${rec.kid} is not a KMS key (it was made in KEYS_MODE=local or kms-envelope; this keys table belongs to another mode)`);
     }
-    let pub = this.publicKeys.get(rec.kmsKeyId);
+    let pub = this.publicKeys.get(`${rec.alg} ${rec.kmsKeyId}`);
     if (!pub) {
       pub = await kmsPublicJwk(this.client, rec.kmsKeyId, rec.alg);
-      this.publicKeys.set(rec.kmsKeyId, pub);
+      this.publicKeys.set(`${rec.alg} ${rec.kmsKeyId}`, pub);
     }
     if (pub.jwk.kid !== rec.kid) {
       throw new KeyIntegrityError(`signing key ${rec.kid}: KMS key ${rec.kmsKeyId} has another public key (thumbprint ${pub.jwk.kid})`, `signing:${rec.kid}`);

@@ -8,7 +8,8 @@
 //  - KmsSigningKey: an asymmetric KMS key used through oidc-provider's
 //    ExternalSigningKey. The JWS signing input is hashed here and KMS signs the
 //    digest (MessageType DIGEST); ECDSA signatures come back DER-encoded and
-//    are converted to JOSE r||s. The private key never enters the process.
+//    are converted to JOSE r||s; RSA signatures (PKCS#1 v1.5 for RS256, PSS
+//    for PS256) are used as they come. The private key never enters the process.
 // KMS failures become KmsUnavailable (a 503 temporarily_unavailable when it
 // reaches oidc-provider or our routes), except ciphertexts KMS refuses as
 // invalid, which are KeyIntegrityError naming the context.
@@ -179,13 +180,19 @@ export class KmsWrapper {
 
 // ---------------------------------------------------------------- kms-sign
 
+// PS256: KMS's RSASSA_PSS_SHA_256 uses MGF1 with SHA-256 and a salt as long as
+// the digest (32 bytes), which is what RFC 7518 3.5 requires of PS256. RS256
+// and PS256 each have their own RSA_2048 KMS key.
 export const KMS_SIGNING: Partial<Record<SigningAlg, { keySpec: KeySpec; algorithm: SigningAlgorithmSpec; ecdsaSize?: number }>> = {
   RS256: { keySpec: 'RSA_2048', algorithm: 'RSASSA_PKCS1_V1_5_SHA_256' },
+  PS256: { keySpec: 'RSA_2048', algorithm: 'RSASSA_PSS_SHA_256' },
   ES256: { keySpec: 'ECC_NIST_P256', algorithm: 'ECDSA_SHA_256', ecdsaSize: 32 },
 };
 
 /** the algorithms kms-sign can offer: KMS has no Ed25519 keys, so no EdDSA */
 export const KMS_SIGN_ALGS = Object.keys(KMS_SIGNING) as SigningAlg[];
+
+const notInKmsSign = (alg: SigningAlg) => new Error(`${alg} is not available in kms-sign mode (KMS offers ${KMS_SIGN_ALGS.join(', ')})`);
 
 /** DER ECDSA-Sig-Value → JOSE r||s, each left-padded to `size` bytes */
 export function derToJose(der: Uint8Array, size: number): Buffer {
@@ -218,7 +225,7 @@ export function derToJose(der: Uint8Array, size: number): Buffer {
 /** GetPublicKey → public JWK with kid (RFC 7638 thumbprint), alg and use; checks the key fits the alg */
 export async function kmsPublicJwk(client: KMSClient, kmsKeyId: string, alg: SigningAlg): Promise<{ jwk: JWK; keyObject: crypto.KeyObject; arn: string }> {
   const spec = KMS_SIGNING[alg];
-  if (!spec) throw new Error(`${alg} is not available in kms-sign mode (KMS offers RS256 and ES256)`);
+  if (!spec) throw notInKmsSign(alg);
   let r;
   try {
     r = await client.send(new GetPublicKeyCommand({ KeyId: kmsKeyId }));
@@ -226,7 +233,7 @@ export async function kmsPublicJwk(client: KMSClient, kmsKeyId: string, alg: Sig
     throw kmsFailure(err, 'GetPublicKey', kmsKeyId);
   }
   if (r.KeyUsage !== 'SIGN_VERIFY' || r.KeySpec !== spec.keySpec || !r.SigningAlgorithms?.includes(spec.algorithm)) {
-    throw new Error(`KMS key ${kmsKeyId} is ${r.KeySpec}/${r.KeyUsage}, ${alg} needs ${spec.keySpec} for SIGN_VERIFY`);
+    throw new Error(`KMS key ${kmsKeyId} is ${r.KeySpec}/${r.KeyUsage}, ${alg} needs ${spec.keySpec} for SIGN_VERIFY with ${spec.algorithm}`);
   }
   const keyObject = crypto.createPublicKey({ key: Buffer.from(r.PublicKey!), format: 'der', type: 'spki' });
   const exported = keyObject.export({ format: 'jwk' }) as JWK;
@@ -237,7 +244,7 @@ export async function kmsPublicJwk(client: KMSClient, kmsKeyId: string, alg: Sig
 /** CreateKey for `alg`; returns the new key's ARN */
 export async function kmsCreateSigningKey(client: KMSClient, alg: SigningAlg, description: string): Promise<string> {
   const spec = KMS_SIGNING[alg];
-  if (!spec) throw new Error(`${alg} is not available in kms-sign mode (KMS offers RS256 and ES256)`);
+  if (!spec) throw notInKmsSign(alg);
   try {
     const r = await client.send(new CreateKeyCommand({
       KeySpec: spec.keySpec, KeyUsage: 'SIGN_VERIFY', Description: description,

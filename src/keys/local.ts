@@ -14,7 +14,7 @@ import type { DataKey, SigningAlg } from './types.ts';
 
 export { publicJwkOf } from './wrapped-signing.ts';
 
-export const SIGNING_ALGS: SigningAlg[] = ['RS256', 'ES256', 'EdDSA'];
+export const SIGNING_ALGS: SigningAlg[] = ['RS256', 'PS256', 'ES256', 'EdDSA'];
 
 /** rotation defaults when no configuration is given (the CLI and tests pass the configured policy) */
 export const DEFAULT_POLICY: KeyPolicy = {

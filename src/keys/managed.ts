@@ -10,6 +10,7 @@
 import crypto from 'node:crypto';
 import type { JWK } from 'jose';
 import type { Logger } from '../logging/index.ts';
+import { isConditionFailed } from '../storage/errors.ts';
 import { KeyStore, type KeyKind, type StoredCookieKey, type StoredSigningKey } from './store.ts';
 import { plan, type Snapshot, type Step } from './schedule.ts';
 import { generateCookieKey } from './generate.ts';
@@ -346,7 +347,16 @@ export class ManagedKeyring implements Keyring {
       ...(activatesAt ? { activatesAt } : {}),
       ...(state === 'active' ? { activatedAt: iso(now) } : {}),
     };
-    await this.store.putSigningKey(rec);
+    try {
+      await this.store.putSigningKey(rec);
+    } catch (err) {
+      // the kid is the key's thumbprint: the same key material is already recorded (e.g. an
+      // adopted KMS key that already signs RS256, named again for PS256)
+      if (isConditionFailed(err)) {
+        throw new Error(`signing key ${made.kid}${made.kmsKeyId ? ` (KMS key ${made.kmsKeyId})` : ''} is already in the keys table: every algorithm needs a key of its own`);
+      }
+      throw err;
+    }
     return { action: 'create', kind: 'signing', kid: made.kid, alg, state, at: activatesAt ?? iso(now), ...(made.kmsKeyId ? { note: `KMS key ${made.kmsKeyId}` } : {}) };
   }
 

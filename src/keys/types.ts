@@ -6,7 +6,12 @@
 import type { JWK } from 'jose';
 import type { ExternalSigningKey } from 'oidc-provider';
 
-export type SigningAlg = 'RS256' | 'ES256' | 'EdDSA';
+/**
+ * One key per algorithm: a PS256 key is an RSA key of its own (JWK `alg:
+ * PS256`), never the RS256 key, so each alg has its own kid, rotation and
+ * KMS key (oidc-provider selects signing keys by `alg`).
+ */
+export type SigningAlg = 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
 export type KeyState = 'next' | 'active' | 'retired';
 
 export interface SigningKeyRecord {

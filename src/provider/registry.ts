@@ -7,7 +7,7 @@ import type { Storage } from '../storage/index.ts';
 import { createDynamoAdapter } from '../../adapters/dynamodb.ts';
 import { withClientCache, type ClientCache } from './client-cache.ts';
 import { withSealedClientSecrets } from './sealed-clients.ts';
-import type { Keyring } from '../keys/types.ts';
+import type { Keyring, SigningAlg } from '../keys/types.ts';
 
 export interface ResourceServer {
   /** the resource indicator (an absolute URI) */
@@ -17,7 +17,7 @@ export interface ResourceServer {
   /** 'jwt' (RFC 9068) or 'opaque' */
   accessTokenFormat: 'jwt' | 'opaque';
   /** signing alg of JWT access tokens */
-  jwtAlg?: 'RS256' | 'ES256' | 'EdDSA';
+  jwtAlg?: SigningAlg;
   accessTokenTTL?: number;
   audience?: string;
 }

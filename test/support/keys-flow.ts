@@ -1,5 +1,5 @@
-// Shared steps of the keyring tests: register an RP, a service client, a JWT
-// resource server and a user through the CLI; log in through the real login
+// Shared steps of the keyring tests: register RPs, a service client, JWT
+// resource servers and a user through the CLI; log in through the real login
 // (and consent) form with openid-client; get JWT access tokens with
 // client_credentials; verify tokens against /jwks; dump every table.
 import { expect } from 'chai';
@@ -7,29 +7,55 @@ import * as oidc from 'openid-client';
 import { createRemoteJWKSet, createLocalJWKSet, jwtVerify, decodeProtectedHeader, decodeJwt, type JWK } from 'jose';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { Storage } from '../../src/storage/index.ts';
+import { validateClient } from '../../src/cli/validate-client.ts';
+import { Registry } from '../../src/provider/registry.ts';
 import type { TestIdp } from './idp.ts';
 import { UserAgent, readForm } from './user-agent.ts';
 
 export const REDIRECT = 'https://rp.example.test/cb';
 export const API = 'https://api.example.test';
 export const API_ED = 'https://api-ed.example.test';
+export const API_PS = 'https://api-ps.example.test';
+/** a relying party whose ID tokens are PS256 */
+export const WEBAPP_PS = 'webapp-ps';
 export const EMAIL = 'kim@example.com';
 export const PASSWORD = 'correct horse battery staple 42';
 export const SECRET = 'rp-secret-0123456789abcdef0123456789';
 
 const insecure = { execute: [oidc.allowInsecureRequests] };
 
-/** clients webapp (code) and svc (client_credentials), resource API (JWT, ES256), a user */
+/**
+ * clients webapp (code, RS256 ID tokens), webapp-ps (code, PS256 ID tokens) and
+ * svc (client_credentials), resource servers API (JWT, ES256) and API_PS (JWT,
+ * PS256), API_ED (JWT, EdDSA) when asked, a user
+ */
 export async function registerFixtures(idp: TestIdp, opts: { eddsa?: boolean } = {}): Promise<void> {
   await idp.cli('clients', 'add', '--id', 'webapp', '--secret', SECRET, '--redirect-uri', REDIRECT, '--grant-types', 'authorization_code,refresh_token', '--first-party');
+  await addClient(idp, {
+    client_id: WEBAPP_PS, client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic', first_party: true, id_token_signed_response_alg: 'PS256',
+  });
   await idp.cli('clients', 'add', '--id', 'svc', '--secret', SECRET, '--grant-types', 'client_credentials');
   await idp.cli('resources', 'add', '--id', API, '--scope', 'api:read', '--format', 'jwt', '--alg', 'ES256');
+  await idp.cli('resources', 'add', '--id', API_PS, '--scope', 'api:read', '--format', 'jwt', '--alg', 'PS256');
   if (opts.eddsa) await idp.cli('resources', 'add', '--id', API_ED, '--scope', 'api:read', '--format', 'jwt', '--alg', 'EdDSA');
   await idp.cli('users', 'add', '--email', EMAIL, '--password', PASSWORD, '--name', 'Kim Lee', '--email-verified');
 }
 
-export async function relyingParty(idp: TestIdp): Promise<oidc.Configuration> {
-  return oidc.discovery(new URL(idp.issuer), 'webapp', SECRET, undefined, insecure);
+/**
+ * a client with metadata `idp clients add` has no option for (e.g.
+ * id_token_signed_response_alg), validated as the CLI validates it: by an
+ * oidc-provider instance built on the server's keyring
+ */
+export async function addClient(idp: TestIdp, metadata: Record<string, unknown>): Promise<void> {
+  await validateClient(idp.config, idp.storage, metadata, idp.keyring);
+  await new Registry(idp.storage, { keyring: idp.keyring }).putClient(metadata as never);
+}
+
+/** webapp (RS256 ID tokens), or WEBAPP_PS (PS256 ID tokens: openid-client then accepts nothing else) */
+export async function relyingParty(idp: TestIdp, clientId = 'webapp'): Promise<oidc.Configuration> {
+  const metadata = clientId === WEBAPP_PS ? { client_secret: SECRET, id_token_signed_response_alg: 'PS256' } : SECRET;
+  return oidc.discovery(new URL(idp.issuer), clientId, metadata, undefined, insecure);
 }
 
 export async function serviceClient(idp: TestIdp): Promise<oidc.Configuration> {
