@@ -19,6 +19,8 @@ export interface Config {
   dataDir: string;
   /** unset: embedded dynalite under dataDir */
   dynamodbEndpoint: string | undefined;
+  /** `lean`: item commands through src/storage/wire.ts; `sdk`: everything through the AWS SDK */
+  dynamodbClient: 'lean' | 'sdk';
   awsRegion: string;
   tablePrefix: string;
   logLevel: LogLevel;
@@ -150,6 +152,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: str(env, 'HOST', '0.0.0.0'),
     dataDir: path.resolve(str(env, 'DATA_DIR', './data')),
     dynamodbEndpoint: url(env, 'DYNAMODB_ENDPOINT', undefined),
+    dynamodbClient: oneOf(env, 'DYNAMODB_CLIENT', 'lean', ['lean', 'sdk'] as const),
     awsRegion: str(env, 'AWS_REGION', 'us-east-1'),
     tablePrefix: prefix,
     logLevel: oneOf<LogLevel>(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),

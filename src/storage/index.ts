@@ -1,11 +1,24 @@
 // The storage seam: a DynamoDB document client plus table names. Embedded
 // mode (no DYNAMODB_ENDPOINT) runs dynalite on LevelDB under DATA_DIR; any
-// other endpoint (DynamoDB Local, real DynamoDB) is used as it is.
+// other endpoint (DynamoDB Local, real DynamoDB) is used as it is. Item
+// commands go through the lean wire client (wire.ts, lean-doc.ts) unless
+// DYNAMODB_CLIENT=sdk; table management always goes through the SDK.
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Config } from '../config/index.ts';
 import { tableNames, type TableNames } from './tables.ts';
 import { startEmbedded, type Embedded } from './embedded.ts';
+import { DynamoWire } from './wire.ts';
+import { leanOperation, sendLean } from './lean-doc.ts';
+
+export type DynamoClientKind = 'lean' | 'sdk';
+
+const CONNECTION_TIMEOUT_MS = 1000;
+const REQUEST_TIMEOUT_MS = 5000;
+const MAX_ATTEMPTS = 2;
+
+/** the lean wire client of each low-level client made by makeClient (absent with DYNAMODB_CLIENT=sdk) */
+const wires = new WeakMap<DynamoDBClient, DynamoWire>();
 
 export interface Storage {
   /** the low-level client, for table management */
@@ -19,25 +32,57 @@ export interface Storage {
   close(): Promise<void>;
 }
 
-export function makeClient(endpoint: string | undefined, region: string): DynamoDBClient {
+export function makeClient(endpoint: string | undefined, region: string, kind: DynamoClientKind = 'lean'): DynamoDBClient {
   const local = endpoint !== undefined && /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])[:/]/.test(endpoint);
   const client = new DynamoDBClient({
     region,
     endpoint,
     // emulators accept any credentials; real DynamoDB uses the default chain
     ...(local ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
-    maxAttempts: 2,
+    maxAttempts: MAX_ATTEMPTS,
     // without throwOnRequestTimeout the SDK only warns when requestTimeout passes, and keeps waiting
-    requestHandler: { connectionTimeout: 1000, requestTimeout: 5000, throwOnRequestTimeout: true },
+    requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, throwOnRequestTimeout: true },
   });
+  if (kind === 'lean') {
+    const wire = new DynamoWire({
+      endpoint: endpoint ?? `https://dynamodb.${region}.amazonaws.com`,
+      region,
+      // the SDK's resolved credential provider and hash: same chain, same refresh
+      credentials: client.config.credentials,
+      sha256: client.config.sha256,
+      maxAttempts: MAX_ATTEMPTS,
+      connectionTimeoutMs: CONNECTION_TIMEOUT_MS,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    });
+    wires.set(client, wire);
+    const destroy = client.destroy.bind(client);
+    client.destroy = () => {
+      wire.destroy();
+      destroy();
+    };
+  }
   return client;
 }
 
+/**
+ * The document client the stores use. Item commands (Get, Put, Update,
+ * Delete, Query, Scan, BatchWrite, BatchGet) take the lean path when `raw`
+ * has a wire client; anything else goes to the SDK.
+ */
 export function documentClient(raw: DynamoDBClient): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(raw, {
+  const doc = DynamoDBDocumentClient.from(raw, {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
     unmarshallOptions: { wrapNumbers: false },
   });
+  const wire = wires.get(raw);
+  if (!wire) return doc;
+  const sdkSend = doc.send.bind(doc);
+  const send = (command: { input: object }, options?: { abortSignal?: AbortSignal }) => {
+    const op = leanOperation(command);
+    return op ? sendLean(wire, op, command.input as Record<string, unknown>, options?.abortSignal) : sdkSend(command as never, options);
+  };
+  doc.send = send as typeof doc.send;
+  return doc;
 }
 
 export async function openStorage(config: Config, opts: { role: 'server' | 'cli' }): Promise<Storage> {
@@ -47,7 +92,7 @@ export async function openStorage(config: Config, opts: { role: 'server' | 'cli'
     embedded = await startEmbedded(config.dataDir, opts.role);
     endpoint = embedded.endpoint;
   }
-  const raw = makeClient(endpoint, config.awsRegion);
+  const raw = makeClient(endpoint, config.awsRegion, config.dynamodbClient);
   const doc = documentClient(raw);
   return {
     raw,
