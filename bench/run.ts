@@ -69,7 +69,7 @@ const REFRESH_CONNECTIONS = 8;
 const SECRET = 'bench-secret-0123456789abcdef0123456789';
 const REDIRECT = 'https://rp.bench.test/cb';
 const EMAIL = 'bench.user@example.com';
-const PASSWORD = 'bench correct horse battery staple';
+const PASSWORD = 'violet anchor meadow 7421';
 /** imported legacy users (bcrypt, cost 10), each logged in once: their first login upgrades them to argon2id */
 const LEGACY_USERS = 200;
 const LEGACY_PASSWORD = 'bench legacy password 0123';

@@ -26,6 +26,13 @@ const CSP = [
   "frame-ancestors 'none'", "base-uri 'none'",
 ].join('; ');
 
+function underPrefix(router: Router, routerMw: ReturnType<Router['routes']> | ReturnType<Router['allowedMethods']>): Koa.Middleware {
+  const mw = routerMw as unknown as Koa.Middleware;
+  const prefix = router.opts.prefix;
+  if (!prefix) return mw;
+  return (ctx, next) => (ctx.path === prefix || ctx.path.startsWith(`${prefix}/`) ? mw(ctx, next) : next());
+}
+
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: deps.trustProxyHops > 0, maxIpsCount: deps.trustProxyHops });
   // shared with oidc-provider, so cookies signed on either side verify on both
@@ -51,7 +58,7 @@ export function createApp(deps: AppDeps): Koa {
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.set('X-Frame-Options', 'DENY');
     await next();
-    if (ctx.response.is('html')) ctx.set('Content-Security-Policy', CSP);
+    if (ctx.response.type === 'text/html') ctx.set('Content-Security-Policy', CSP);
   });
 
   app.use(errorMiddleware(deps.views, deps.log));
@@ -76,7 +83,9 @@ export function createApp(deps: AppDeps): Koa {
     ctx.body = fs.createReadStream(css);
   });
   app.use(infra.routes());
-  for (const r of deps.routers) app.use(r.routes()).use(r.allowedMethods());
+  // each router is consulted only for paths under its prefix: a token,
+  // introspection or JWKS request goes straight to the provider
+  for (const r of deps.routers) app.use(underPrefix(r, r.routes())).use(underPrefix(r, r.allowedMethods()));
   app.use(deps.provider);
   return app;
 }
