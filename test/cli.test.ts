@@ -13,15 +13,16 @@ describe('idp command', function () {
 
   it('migrates, adds and lists clients and resource servers, for people and as JSON', () => {
     expect(idp('migrate').stdout).to.match(/schema is up to date|migrated schema/);
-    const add = idp('clients', 'add', '--id', 'app1', '--redirect-uri', 'https://app.example.test/cb', '--name', 'App One');
+    const add = idp('clients', 'add', '--id', 'app1', '--redirect-uri', 'https://app.example.test/cb', '--name', 'App One', '--mfa-policy', 'new_device');
     expect(add.status).to.equal(0);
     expect(add.stdout).to.match(/client app1 saved\nclient_secret: \S{40,}  \(shown once; store it now\)/);
 
     const listed = JSON.parse(idp('clients', 'list', '--json').stdout) as Array<Record<string, unknown>>;
     expect(listed.map((c) => c.client_id)).to.deep.equal(['app1']);
     expect(listed[0].has_secret).to.equal(true);
+    expect(listed[0].mfa_policy).to.equal('new_device');
     expect(JSON.stringify(listed)).to.not.match(/client_secret"|sealed/);
-    expect(idp('clients', 'list').stdout).to.match(/^ID\s+NAME\s+AUTH/m).and.match(/app1\s+App One/);
+    expect(idp('clients', 'list').stdout).to.match(/^ID\s+NAME\s+AUTH.*\bMFA_POLICY\b/m).and.match(/app1\s+App One.*\bnew_device\b/);
 
     expect(idp('resources', 'add', '--id', 'https://api.example.test', '--scope', 'read write').status).to.equal(0);
     expect(JSON.parse(idp('resources', 'list', '--json').stdout)[0]).to.include({ id: 'https://api.example.test', accessTokenFormat: 'jwt' });
@@ -36,6 +37,7 @@ describe('idp command', function () {
       [['clients', 'add', '--id', 'x', '--public', '--secret', 's', '--redirect-uri', 'https://x.test/cb'], /exclude each other/],
       [['clients', 'add', '--bogus'], /Unknown option '--bogus'[\s\S]*usage: idp clients add/],
       [['clients', 'add', '--id', 'x', '--redirect-uri', 'not a url'], /invalid client: redirect_uris/],
+      [['clients', 'add', '--id', 'x', '--redirect-uri', 'https://x.test/cb', '--mfa-policy', 'sometimes'], /^idp: --mfa-policy must be one of off, optional, required, new_device, got "sometimes"\nusage: idp clients add/],
       [['users', 'add', '--email', 'not-an-email', '--password', 'a long passphrase'], /not a valid e-mail/],
       [['resources', 'add', '--id', 'https://api.test', '--scope', 'a', '--format', 'xml'], /--format must be jwt or opaque/],
       [['frobnicate'], /unknown command "frobnicate"\nusage:/],

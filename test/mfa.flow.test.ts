@@ -181,6 +181,22 @@ describe('MFA: TOTP, recovery codes, e-mail codes, remembered devices, step-up',
     await idp.host.provider.Client.validate({ ...client('y', 'new_device') } as never);
   });
 
+  it('a client registered with idp clients add --mfa-policy required asks for a second factor where the global optional policy does not', async () => {
+    await idp.cli('clients', 'add', '--id', 'cli-strict', '--secret', SECRET, '--name', 'App cli-strict', '--redirect-uri', REDIRECT,
+      '--grant-types', 'authorization_code', '--first-party', '--mfa-policy', 'required');
+    const stored = (await idp.cli('clients', 'list') as Array<Record<string, unknown>>).find((c) => c.client_id === 'cli-strict');
+    expect(stored).to.include({ mfa_policy: 'required', first_party: true });
+    rps['cli-strict'] = await oidc.discovery(new URL(idp.issuer), 'cli-strict', SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
+    await addUser('cli@example.com');
+    // the same account, no app: `plain` (MFA_POLICY optional) signs in with the password alone
+    const a = await authorize('plain');
+    const plain = await signIn(new UserAgent(idp.issuer), a, 'cli@example.com');
+    expect((await claimsOf(a, plain.offsite!)).acr).to.equal(ACR_PWD);
+    // `cli-strict` (--mfa-policy required) stops at the second step: enrolment, no code for the RP
+    const p = await page(await signIn(new UserAgent(idp.issuer), await authorize('cli-strict'), 'cli@example.com'));
+    expect(p.html).to.contain('id="mfa-enrol"');
+  });
+
   describe('TOTP with step-up (acr_values), replay, window, recovery codes', () => {
     const email = 'ada@example.com';
     let sub: string;

@@ -17,12 +17,14 @@ import { validateClient, InvalidClient } from './validate-client.ts';
 import { KEYS_USAGE, keysCommand } from './keys.ts';
 import { MFA_USAGE, runMfaCli } from '../mfa/cli.ts';
 import { LOCKOUT_USAGE, lockoutCommand } from '../lockout/cli.ts';
+import { MFA_POLICIES, isMfaPolicy } from '../mfa/types.ts';
+import { MFA_CLIENT_METADATA } from '../mfa/policy.ts';
 
 export class UsageError extends Error {}
 
 const USAGE: Record<string, string> = {
   migrate: 'idp migrate [--json]',
-  'clients add': 'idp clients add --id ID (--secret S | --public) --redirect-uri URI [--redirect-uri URI...] [--post-logout-redirect-uri URI] [--grant-types a,b] [--name NAME] [--first-party] [--backchannel-logout-uri URI] [--json]',
+  'clients add': 'idp clients add --id ID (--secret S | --public) --redirect-uri URI [--redirect-uri URI...] [--post-logout-redirect-uri URI] [--grant-types a,b] [--name NAME] [--first-party] [--backchannel-logout-uri URI] [--mfa-policy off|optional|required|new_device] [--json]',
   'clients list': 'idp clients list [--json]',
   'clients remove': 'idp clients remove --id ID [--json]',
   ...USERS_USAGE,
@@ -101,10 +103,14 @@ export async function run(argv: string[], env: Record<string, string | undefined
         id: { type: 'string' }, secret: { type: 'string' }, public: { type: 'boolean' }, name: { type: 'string' },
         'redirect-uri': { type: 'string', multiple: true }, 'post-logout-redirect-uri': { type: 'string', multiple: true },
         'grant-types': { type: 'string' }, 'first-party': { type: 'boolean' }, 'backchannel-logout-uri': { type: 'string' },
+        'mfa-policy': { type: 'string' },
       });
       out.json = !!v.json;
       const id = need(cmd, v.id, '--id');
       if (v.public && v.secret) throw new UsageError(`--secret and --public exclude each other\nusage: ${USAGE[cmd]}`);
+      // the client's `mfa_policy` metadata (as in SEED_FILE); without it, MFA_POLICY applies
+      const mfaPolicy = v['mfa-policy'];
+      if (mfaPolicy !== undefined && !isMfaPolicy(mfaPolicy)) throw new UsageError(`--mfa-policy must be one of ${MFA_POLICIES.join(', ')}, got "${String(mfaPolicy)}"\nusage: ${USAGE[cmd]}`);
       const grantTypes = (typeof v['grant-types'] === 'string' ? v['grant-types'] : 'authorization_code,refresh_token').split(',').map((g) => g.trim()).filter(Boolean);
       const redirectUris = (v['redirect-uri'] as string[] | undefined) ?? [];
       if (grantTypes.includes('authorization_code') && redirectUris.length === 0) throw new UsageError(`authorization_code needs at least one --redirect-uri\nusage: ${USAGE[cmd]}`);
@@ -120,6 +126,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
         token_endpoint_auth_method: v.public ? 'none' : 'client_secret_basic',
         ...(secret ? { client_secret: secret } : {}),
         first_party: !!v['first-party'],
+        ...(mfaPolicy ? { [MFA_CLIENT_METADATA]: mfaPolicy } : {}),
       };
       await withStorage(config, async (s) => {
         const keyring = await openKeyring(config, s);
@@ -141,7 +148,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
       const clients = await withStorage(config, (s) => new Registry(s).listClients());
       const safe = clients.map(({ client_secret, client_secret_sealed, ...c }) => ({ ...c, has_secret: client_secret !== undefined || client_secret_sealed !== undefined }));
       out.data = safe;
-      out.lines.push(...table(safe.map((c) => ({ id: c.client_id, name: c.client_name, auth: c.token_endpoint_auth_method, grants: c.grant_types, first_party: (c as Record<string, unknown>).first_party, redirect_uris: c.redirect_uris })), ['id', 'name', 'auth', 'grants', 'first_party', 'redirect_uris']));
+      out.lines.push(...table(safe.map((c) => ({ id: c.client_id, name: c.client_name, auth: c.token_endpoint_auth_method, grants: c.grant_types, first_party: (c as Record<string, unknown>).first_party, mfa_policy: (c as Record<string, unknown>)[MFA_CLIENT_METADATA], redirect_uris: c.redirect_uris })), ['id', 'name', 'auth', 'grants', 'first_party', 'mfa_policy', 'redirect_uris']));
       return out;
     }
     case 'clients remove': {
