@@ -153,10 +153,12 @@ export class CounterStore {
         continue;
       }
       if (item.expiresAt <= nowS) {
-        // forgotten: remove the stale item (only the one we saw) and start over
+        // forgotten: remove the stale item (only the one we saw, and only while it is expired:
+        // a counter that replaced it in the meantime starts its `ver` at 1 again, so `ver`
+        // alone could match the new one) and start over
         await this.conditional(new DeleteCommand({
-          TableName: this.table, Key: key, ConditionExpression: '#v = :v',
-          ExpressionAttributeNames: { '#v': 'ver' }, ExpressionAttributeValues: { ':v': item.ver },
+          TableName: this.table, Key: key, ConditionExpression: '#v = :v AND #e <= :nowS',
+          ExpressionAttributeNames: { '#v': 'ver', '#e': 'expiresAt' }, ExpressionAttributeValues: { ':v': item.ver, ':nowS': nowS },
         }));
         lvl = 0;
         continue;
@@ -168,13 +170,15 @@ export class CounterStore {
         if (now < item.lockedUntil) {
           return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((item.lockedUntil - now) / 1000)), permanent: false, lockNumber: itemLock };
         }
-        // the lock is over: the next cycle begins (one writer wins; the others retry)
+        // the lock is over: the next cycle begins (one writer wins; the others retry). Only on
+        // the item we saw: a counter reset and counted again since has the same `ver` again,
+        // but not the same lock end
         await this.conditional(new UpdateCommand({
           TableName: this.table, Key: key,
           UpdateExpression: 'SET #n = :zero, #lv = :next ADD #v :one',
-          ConditionExpression: '#v = :v',
-          ExpressionAttributeNames: { '#n': 'n', '#lv': 'lvl', '#v': 'ver' },
-          ExpressionAttributeValues: { ':zero': 0, ':next': item.lvl + 1, ':one': 1, ':v': item.ver },
+          ConditionExpression: '#v = :v AND #lu = :lu',
+          ExpressionAttributeNames: { '#n': 'n', '#lv': 'lvl', '#v': 'ver', '#lu': 'lockedUntil' },
+          ExpressionAttributeValues: { ':zero': 0, ':next': item.lvl + 1, ':one': 1, ':v': item.ver, ':lu': item.lockedUntil },
         }));
         lvl = item.lvl + 1;
         continue;
