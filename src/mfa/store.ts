@@ -122,13 +122,17 @@ export class MfaStore {
     return r.Item;
   }
 
+  /** every item under `pk` whose sk starts with `prefix` ('' for all of them) */
   private async query<T>(pk: string, prefix: string): Promise<T[]> {
     const out: T[] = [];
     let ExclusiveStartKey: Record<string, unknown> | undefined;
     do {
+      // DynamoDB refuses an empty string as a key value, begins_with's included (dynalite lets it through)
       const r = await this.send<{ Items?: T[]; LastEvaluatedKey?: Record<string, unknown> }>(new QueryCommand({
-        TableName: this.table, KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
-        ExpressionAttributeValues: { ':pk': pk, ':p': prefix }, ConsistentRead: true, ExclusiveStartKey,
+        TableName: this.table,
+        KeyConditionExpression: prefix === '' ? 'pk = :pk' : 'pk = :pk AND begins_with(sk, :p)',
+        ExpressionAttributeValues: prefix === '' ? { ':pk': pk } : { ':pk': pk, ':p': prefix },
+        ConsistentRead: true, ExclusiveStartKey,
       }));
       out.push(...(r.Items ?? []));
       ExclusiveStartKey = r.LastEvaluatedKey;
