@@ -7,18 +7,23 @@
 //   pk "phone#<hmac>"            sk "_" | "pending#<sub>"             the same for E.164 phones
 //   pk "source#<hmac>"           sk "_"            { sub } | { erased } one per (source, sourceUserId)
 //   pk "merge#<id>"              sk "_"            a merge record (undo data; no personal data in clear)
-//   pk "erased#<sub>"            sk "_"            tombstone of an erased account
+//   pk "erased#<sub>"            sk "_"            tombstone of an erased account ({ sub, erasedAt }, and
+//                                                  `sweep` while its lockout and MFA items are being deleted)
 //
 // There are no transactions (dynalite has none): every change of an account is
 // ONE conditional write of its item on `version`; pointers are claimed with
 // their own conditional writes, in an order that a re-run repairs.
 import crypto from 'node:crypto';
-import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchWriteCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import type { Storage } from '../storage/index.ts';
-import { isConditionFailed, sendOrUnavailable } from '../storage/errors.ts';
-import type { Keyring } from '../keys/types.ts';
+import { asStorageError, isConditionFailed, sendOrUnavailable } from '../storage/errors.ts';
+import { KeyIntegrityError, type Keyring } from '../keys/types.ts';
+import { lockoutPartitions, keys as lockoutKeys } from '../lockout/counters.ts';
+import { factorPk, mfaPartitions } from '../mfa/store.ts';
 import type { PasswordHasher } from './hasher.ts';
-import { blindIndex, DataKeyCache, dataKeyContext, open, seal } from './crypto.ts';
+import { blindIndex, BlobIntegrityError, DataKeyCache, dataKeyContext, open, seal } from './crypto.ts';
 import {
   canonical, computeStatus, metadataOf, toAccount, type AccountItem, type Sealed,
 } from './record.ts';
@@ -81,6 +86,18 @@ function retireLegacy(i: LinkedIdentity): LinkedIdentity {
 }
 const HELD_CLAIMED = 'identifier-claimed-by-verified-account';
 const HELD_UNMERGED = 'unmerged';
+
+/** the tombstone of an erased account; `sweep` lists the partitions still to empty (an unfinished erasure) */
+interface Tombstone {
+  pk: string;
+  sk: string;
+  sub: string;
+  erasedAt: string;
+  sweep?: string[];
+}
+
+/** the partitions an erasure may empty: lockout's per-account and per-identifier items, MFA's per-account items */
+const ERASABLE_PREFIXES = [lockoutKeys.account(''), lockoutKeys.identifier(''), factorPk('')];
 
 export class DynamoAccountStore implements AccountStore, AccountAdmin {
   private readonly storage: Storage;
@@ -702,30 +719,121 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
 
   // ---- erasure ----
 
+  /**
+   * Erases an account; false when there is no such account (nor an unfinished
+   * erasure of it). Every step can be repeated, in an order that a re-run
+   * finishes whatever a failed run left:
+   *
+   *  1. the tombstone `erased#<sub>` is written with `sweep`: the partitions
+   *     of the account's lockout and MFA items, worked out from the record
+   *     (its identifiers are inside the encrypted blob, which step 3 deletes);
+   *  2. login pointers and claims are deleted, source pointers become
+   *     `erased` markers, merge records lose their undo snapshots;
+   *  3. the account item goes, and with it the wrapped data key;
+   *  4. every item of every partition in `sweep` is deleted;
+   *  5. `sweep` is removed from the tombstone: the erasure is complete.
+   *
+   * A run that stops in 1-3 leaves the account item, a run that stops in 4-5
+   * leaves `sweep`: either way the next run finds the work and finishes it.
+   */
   async erase(sub: string): Promise<boolean> {
-    const item = await this.get<AccountItem>(`user#${sub}`);
-    if (!item) return false;
-    const now = new Date().toISOString();
-    for (const ptr of item.ptrs ?? []) {
-      const { pk, sk } = splitPtr(ptr);
-      if (pk.startsWith('source#')) {
-        // keep a marker (a hash, no data) so a re-import does not bring the person back
-        await this.putPointer({ pk, sk, erased: true }, { expr: '#s = :s', values: { ':s': sub } });
-      } else {
-        await this.deletePointer(pk, sk, sub);
+    const [item, tomb] = await Promise.all([this.get<AccountItem>(`user#${sub}`), this.get<Tombstone>(`erased#${sub}`)]);
+    if (!item && !tomb?.sweep) return false;
+    let sweep = tomb?.sweep ?? [];
+    if (item) {
+      sweep = union(sweep, await this.erasurePartitions(item));
+      await this.send(new PutCommand({
+        TableName: this.table,
+        Item: { pk: `erased#${sub}`, sk: '_', sub, erasedAt: tomb?.erasedAt ?? new Date().toISOString(), sweep },
+      }));
+      for (const ptr of item.ptrs ?? []) {
+        const { pk, sk } = splitPtr(ptr);
+        if (pk.startsWith('source#')) {
+          // keep a marker (a hash, no data) so a re-import does not bring the person back
+          await this.putPointer({ pk, sk, erased: true }, { expr: '#s = :s', values: { ':s': sub } });
+        } else {
+          await this.deletePointer(pk, sk, sub);
+        }
       }
+      for (const id of item.merges ?? []) {
+        await this.send(new UpdateCommand({
+          TableName: this.table, Key: { pk: `merge#${id}`, sk: '_' }, UpdateExpression: 'REMOVE fromItem',
+          ConditionExpression: 'attribute_exists(pk)',
+        })).catch((err) => { if (!isConditionFailed(err)) throw err; });
+      }
+      // the item goes with its wrapped data key: any copy of the blob no longer opens
+      await this.send(new DeleteCommand({ TableName: this.table, Key: { pk: `user#${sub}`, sk: '_' } }));
+      this.cache.delete(sub);
     }
-    for (const id of item.merges ?? []) {
-      await this.send(new UpdateCommand({
-        TableName: this.table, Key: { pk: `merge#${id}`, sk: '_' }, UpdateExpression: 'REMOVE fromItem',
-        ConditionExpression: 'attribute_exists(pk)',
-      })).catch((err) => { if (!isConditionFailed(err)) throw err; });
-    }
-    // the item goes with its wrapped data key: any copy of the blob no longer opens
-    await this.send(new DeleteCommand({ TableName: this.table, Key: { pk: `user#${sub}`, sk: '_' } }));
-    await this.send(new PutCommand({ TableName: this.table, Item: { pk: `erased#${sub}`, sk: '_', sub, erasedAt: now } }));
-    this.cache.delete(sub);
+    // only partitions that other capabilities keep per account: never a pointer or a record
+    for (const pk of sweep) if (ERASABLE_PREFIXES.some((p) => pk.startsWith(p))) await this.emptyPartition(pk);
+    await this.send(new UpdateCommand({
+      TableName: this.table, Key: { pk: `erased#${sub}`, sk: '_' }, UpdateExpression: 'REMOVE sweep',
+      ConditionExpression: 'attribute_exists(pk)',
+    }));
     return true;
+  }
+
+  /**
+   * The partitions of the items that lockout (src/lockout) and MFA (src/mfa)
+   * keep for this account: under its sub, under the subs of accounts merged
+   * into it by an admin (their undo snapshots go with this erasure, so they
+   * can never come back), and the lockout counters of its e-mail addresses and
+   * phone numbers (keyed hashes of them, from the time they named no account).
+   */
+  private async erasurePartitions(item: AccountItem): Promise<string[]> {
+    const identifiers = new Set<string>();
+    try {
+      const sealed = open<Sealed>(await this.cache.open(this.keyring, item.sub, item.dk), item.sub, item.blob);
+      for (const p of [...(sealed.local ? [sealed.local] : []), ...sealed.identities.map((i) => i.profile)]) {
+        if (p.email) identifiers.add(p.email);
+        if (p.phone) identifiers.add(p.phone);
+      }
+    } catch (err) {
+      // a record that no longer opens is erased all the same; its identifier counters are left to their TTL
+      if (!(err instanceof BlobIntegrityError) && !(err instanceof KeyIntegrityError)) throw err;
+    }
+    const subs = [item.sub];
+    for (const id of item.merges ?? []) {
+      const m = await this.get<MergeItem>(`merge#${id}`);
+      if (m?.kind === 'admin' && m.into === item.sub && m.from && !m.undoneAt) subs.push(m.from);
+    }
+    const key = this.keyring.blindIndexKey();
+    return union(
+      lockoutPartitions(item.sub, [...identifiers], key),
+      ...subs.slice(1).map((s) => lockoutPartitions(s, [], key)),
+      ...subs.map(mfaPartitions),
+    );
+  }
+
+  /** deletes every item under one pk; returns how many there were */
+  private async emptyPartition(pk: string): Promise<number> {
+    let n = 0;
+    let ExclusiveStartKey: Record<string, unknown> | undefined;
+    do {
+      const r = await this.send<{ Items?: Array<{ pk: string; sk: string }>; LastEvaluatedKey?: Record<string, unknown> }>(new QueryCommand({
+        TableName: this.table, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': pk },
+        ProjectionExpression: 'pk, sk', ConsistentRead: true, ExclusiveStartKey,
+      }));
+      const found = r.Items ?? [];
+      for (let i = 0; i < found.length; i += 25) await this.batchDelete(found.slice(i, i + 25));
+      n += found.length;
+      ExclusiveStartKey = r.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    return n;
+  }
+
+  /** one BatchWriteItem of up to 25 deletes, sending its unprocessed items again */
+  private async batchDelete(keys: Array<{ pk: string; sk: string }>): Promise<void> {
+    let requests: unknown[] = keys.map((k) => ({ DeleteRequest: { Key: { pk: k.pk, sk: k.sk } } }));
+    for (let attempt = 0; requests.length > 0; attempt++) {
+      if (attempt >= 8) throw asStorageError(new Error('erasure: deletes left unprocessed'));
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      const r = await this.send<{ UnprocessedItems?: Record<string, unknown[]> }>(new BatchWriteCommand({
+        RequestItems: { [this.table]: requests as never },
+      }));
+      requests = r.UnprocessedItems?.[this.table] ?? [];
+    }
   }
 
   // ---- migration status ----

@@ -19,6 +19,7 @@ import crypto from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Storage } from '../storage/index.ts';
 import { asStorageError, isConditionFailed, sendOrUnavailable, writeIfCondition } from '../storage/errors.ts';
+import { normalizeEmail, normalizePhone } from '../accounts/types.ts';
 
 export interface CounterSpec {
   /** reason code reported when this counter refuses */
@@ -96,6 +97,29 @@ export const keys = {
   identifier: (hmac: string) => `${PREFIX}i#${hmac}`,
   ip: (ip: string) => `${PREFIX}ip#${ipKey(ip)}`,
 };
+
+/**
+ * Keyed hash of an identifier as typed (normalized like the account pointers:
+ * e-mail lower-cased, phone in E.164), under the keyring's blind-index key:
+ * the key of the counters of an identifier that names no account.
+ */
+export function identifierHash(blindIndexKey: Buffer, login: string): string {
+  const s = login.trim();
+  const normalized = s.includes('@') ? normalizeEmail(s) : normalizePhone(s) ?? s.toLowerCase();
+  return crypto.createHmac('sha256', blindIndexKey).update(`lockout-identifier\0${normalized}`).digest('base64url');
+}
+
+/**
+ * The partitions of lockout items that belong to one account, for its
+ * erasure (src/accounts/dynamo-store.ts): everything under the account's pk
+ * (counters, known devices, unlock/reset codes and their send counts), and the
+ * counters of its e-mail addresses and phone numbers kept while they named no
+ * account. The per-IP counters (`lockout#ip#...`) are shared by every account
+ * and hold no account: they are not the account's.
+ */
+export function lockoutPartitions(sub: string, identifiers: string[], blindIndexKey: Buffer): string[] {
+  return [keys.account(sub), ...identifiers.map((i) => keys.identifier(identifierHash(blindIndexKey, i)))];
+}
 
 export class CounterStore {
   private readonly storage: Storage;

@@ -2,7 +2,6 @@
 // (src/server.ts) and the CLI (src/lockout/cli.ts). docs/lockout.md tells
 // the whole story: counters, order of work, known devices, dry-run, unlock
 // paths, password policy, events.
-import crypto from 'node:crypto';
 import type Provider from 'oidc-provider';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../logging/index.ts';
@@ -10,12 +9,11 @@ import type { Storage } from '../storage/index.ts';
 import type { Keyring } from '../keys/types.ts';
 import type { Views } from '../http/views.ts';
 import type { AccountStore } from '../accounts/types.ts';
-import { normalizeEmail, normalizePhone } from '../accounts/types.ts';
 import type { PasswordHasher } from '../accounts/hasher.ts';
 import type { MessageSender } from '../events/messages.ts';
 import type { LoginStrategy } from '../interactions/strategies/types.ts';
 import { PasswordPolicy } from '../passwords/policy.ts';
-import { CounterStore } from './counters.ts';
+import { CounterStore, identifierHash } from './counters.ts';
 import { OneTimeCodes } from './codes.ts';
 import { DynamoLoginGuard, type EventsLike } from './guard.ts';
 import { selfServiceRouter, type SecondFactor } from './self-service.ts';
@@ -26,11 +24,7 @@ export type { LoginGuard } from './types.ts';
 
 /** keyed hash of an identifier as typed (normalized like the account pointers), for the counters of unknown identifiers */
 export function identifierHasher(keyring: Keyring): (login: string) => string {
-  return (login: string) => {
-    const s = login.trim();
-    const normalized = s.includes('@') ? normalizeEmail(s) : normalizePhone(s) ?? s.toLowerCase();
-    return crypto.createHmac('sha256', keyring.blindIndexKey()).update(`lockout-identifier\0${normalized}`).digest('base64url');
-  };
+  return (login: string) => identifierHash(keyring.blindIndexKey(), login);
 }
 
 export interface GuardParts {

@@ -97,6 +97,15 @@ const live = <T extends { expiresAt?: number }>(item: T | undefined, now = nowSe
 export const factorPk = (sub: string) => `mfa#${sub}`;
 export const flowPk = (uid: string) => `mfaflow#${uid}`;
 
+/**
+ * The partitions of MFA items that belong to one account, for its erasure
+ * (src/accounts/dynamo-store.ts): the factors, pending enrolments and
+ * remembered devices, all under `mfa#<sub>`. A login flow (`mfaflow#<uid>`)
+ * is keyed by its interaction, not the account: only a Scan would find it, so
+ * it is left to its TTL (the interaction's expiry).
+ */
+export const mfaPartitions = (sub: string): string[] => [factorPk(sub)];
+
 export class MfaStore {
   private readonly storage: Storage;
 
