@@ -8,6 +8,7 @@ import type { Middleware } from 'koa';
 import type { Logger } from '../logging/index.ts';
 import { buildConfiguration, type ConfigurationDeps } from './configuration.ts';
 import { installTokenPipeline, introspectionScope } from './token-pipeline.ts';
+import { MetadataCache } from './metadata-cache.ts';
 
 /** oidc-provider's introspection route (configuration.routes leaves the default) */
 const INTROSPECTION = '/token/introspection';
@@ -19,6 +20,8 @@ export class ProviderHost {
   private readonly log: Logger;
   /** what of the token pipeline (token-pipeline.ts) runs in the current provider */
   pipeline = { handlers: false, hints: false };
+  /** JWKS and discovery answers of the current provider (metadata-cache.ts) */
+  private readonly metadata = new MetadataCache(['/jwks', '/.well-known/openid-configuration']);
 
   constructor(deps: ConfigurationDeps, log: Logger) {
     this.deps = deps;
@@ -50,12 +53,16 @@ export class ProviderHost {
     }
     this.current = provider;
     this.handler = mount(provider as never);
+    this.metadata.clear();
   }
 
   middleware(): Middleware {
-    return (ctx, next) => (ctx.method === 'POST' && ctx.path === INTROSPECTION
+    const fromCache = this.metadata.middleware((ctx, next) => this.handler(ctx, next));
+    return (ctx, next) => {
       // the token and its grant in one round trip (token-pipeline.ts)
-      ? introspectionScope(() => this.handler(ctx, next))
-      : this.handler(ctx, next));
+      if (ctx.method === 'POST' && ctx.path === INTROSPECTION) return introspectionScope(() => this.handler(ctx, next));
+      if (this.metadata.handles(ctx)) return fromCache(ctx, next);
+      return this.handler(ctx, next);
+    };
   }
 }
