@@ -35,7 +35,7 @@ describe('JWKS and discovery from the metadata cache', function () {
     expect(first.status).to.equal(200);
     expect(second.body).to.equal(first.body);
     expect(JSON.parse(second.body)).to.deep.equal(JSON.parse(cors.body));
-    expect((JSON.parse(second.body) as { keys: unknown[] }).keys).to.not.be.empty;
+    expect((JSON.parse(second.body) as { keys: unknown[] }).keys).to.have.length.greaterThan(0);
     for (const h of ['content-type', 'vary', 'access-control-allow-origin']) {
       expect(second.headers[h], h).to.equal(first.headers[h]);
     }
