@@ -3,7 +3,7 @@ export interface BenchResourceServer {
   id: string;
   scope: string;
   accessTokenFormat: 'jwt' | 'opaque';
-  jwtAlg?: 'RS256' | 'ES256' | 'EdDSA';
+  jwtAlg?: 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
 }
 
 export interface BaselineSpec {

@@ -63,26 +63,31 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(errorMiddleware(deps.views, deps.log));
 
-  const infra = new Router();
-  infra.get('/healthz', (ctx) => {
-    ctx.body = { status: 'ok' };
-  });
-  infra.get('/readyz', async (ctx) => {
-    try {
-      await deps.ready();
-      ctx.body = { status: 'ready' };
-    } catch {
-      ctx.status = 503;
-      ctx.body = { status: 'unavailable', reason: 'storage unreachable' };
-    }
-  });
+  // health, readiness and the stylesheet: three exact paths, checked before any router
   const css = path.join(VIEWS_DIR, 'assets', 'idp.css');
-  infra.get('/assets/idp.css', (ctx) => {
-    ctx.type = 'text/css';
-    ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.body = fs.createReadStream(css);
+  const infra: Record<string, Koa.Middleware> = {
+    '/healthz': (ctx) => {
+      ctx.body = { status: 'ok' };
+    },
+    '/readyz': async (ctx) => {
+      try {
+        await deps.ready();
+        ctx.body = { status: 'ready' };
+      } catch {
+        ctx.status = 503;
+        ctx.body = { status: 'unavailable', reason: 'storage unreachable' };
+      }
+    },
+    '/assets/idp.css': (ctx) => {
+      ctx.type = 'text/css';
+      ctx.set('Cache-Control', 'public, max-age=3600');
+      ctx.body = fs.createReadStream(css);
+    },
+  };
+  app.use((ctx, next) => {
+    const handler = (ctx.method === 'GET' || ctx.method === 'HEAD') && Object.hasOwn(infra, ctx.path) ? infra[ctx.path] : undefined;
+    return handler ? handler(ctx, next) : next();
   });
-  app.use(infra.routes());
   // each router is consulted only for paths under its prefix: a token,
   // introspection or JWKS request goes straight to the provider
   for (const r of deps.routers) app.use(underPrefix(r, r.routes())).use(underPrefix(r, r.allowedMethods()));
