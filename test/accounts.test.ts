@@ -218,6 +218,11 @@ describe('accounts: legacy sign-in, upgrade, merge, erasure', function () {
       expect(eve.identities.map((i) => `${i.source}:${i.sourceUserId}`)).to.deep.equal(['forum:78']);
       expect((await show(adaSub)).identities.map((i) => `${i.source}:${i.sourceUserId}`)).to.deep.equal(before.identities.map((i) => `${i.source}:${i.sourceUserId}`));
       await expectCliError(['users', 'unmerge', '--merge-id', rec.id], /already undone/);
+      // both operator actions are lifecycle events, with subs and ids only
+      const merges = lifecycle().filter((e) => e.data?.mergeId === rec.id);
+      expect(merges.map((e) => [e.type, e.sub, e.reason])).to.deep.equal([
+        ['account.merged', adaSub, 'operator_cli'], ['account.unmerged', eveSub, 'operator_cli'],
+      ]);
       // and the person still signs in as before
       expect((await signIn(idp, rp, 'ada@example.com', BCRYPT.password)).sub).to.equal(adaSub);
     });
@@ -245,6 +250,14 @@ describe('accounts: legacy sign-in, upgrade, merge, erasure', function () {
     });
   });
 
+  /** the account lifecycle events written to the file sink so far */
+  function lifecycle(): Array<{ type: string; sub?: string; reason?: string; data?: Record<string, unknown> }> {
+    const f = path.join(idp.config.dataDir, 'events.jsonl');
+    if (!fs.existsSync(f)) return [];
+    return fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; sub?: string })
+      .filter((e) => e.type.startsWith('account.'));
+  }
+
   async function expectCliError(argv: string[], message: RegExp) {
     try {
       await idp.cli(...argv);
@@ -261,6 +274,7 @@ describe('accounts: legacy sign-in, upgrade, merge, erasure', function () {
     const blobCopy = item.blob;
     const res = await idp.cli('users', 'delete', '--erase', bobSub) as { erased: boolean };
     expect(res.erased).to.equal(true);
+    expect(lifecycle().filter((e) => e.type === 'account.erased').map((e) => e.sub)).to.deep.equal([bobSub]);
 
     const dump = await dumpTables(idp);
     expect(dump).to.not.include(item.dk);
@@ -291,6 +305,8 @@ describe('accounts: legacy sign-in, upgrade, merge, erasure', function () {
   it('idp users add and list still work; list shows no personal data unless asked', async () => {
     const added = await idp.cli('users', 'add', '--email', 'Zoe@Example.net', '--password', 'a long enough password 9', '--name', 'Zoe Zed', '--email-verified') as { sub: string };
     await expectCliError(['users', 'add', '--email', 'zoe@example.net', '--password', 'another long passphrase 8'], /already exists/);
+    // one account.created for the one account made, none for the refused duplicate
+    expect(lifecycle().filter((e) => e.type === 'account.created').map((e) => e.sub)).to.deep.equal([added.sub]);
     const plain = await idp.cli('users', 'list') as Array<Record<string, unknown>>;
     expect(JSON.stringify(plain)).to.not.match(/zoe@|@example\.(com|net)|Ada Obi|Frank Fox|Zoe Zed/i);
     expect(plain.find((u) => u.sub === added.sub)).to.include({ status: 'active', password: 'argon2id' });

@@ -11,6 +11,8 @@ import { DynamoAccountStore } from '../accounts/dynamo-store.ts';
 import { importFile, type ImportSummary } from '../accounts/import.ts';
 import { loadLegacySecrets } from '../accounts/legacy-config.ts';
 import { PasswordPolicy } from '../passwords/policy.ts';
+import { createEvents } from '../events/index.ts';
+import { createLogger } from '../logging/index.ts';
 import {
   AccountExists, AccountNotFound, ConcurrentUpdate, isValidEmail, normalizePhone, type Account,
 } from '../accounts/types.ts';
@@ -69,6 +71,21 @@ async function withAccounts<T>(kit: CliKit, fn: (store: DynamoAccountStore) => P
       (keyring as { close?: () => void }).close?.();
     }
   });
+}
+
+/**
+ * A lifecycle event for what an operator did (account.created, .merged,
+ * .unmerged, .erased), published through the same sink as the server's
+ * events (EVENTS_SINK); sub and ids only, never personal data.
+ */
+async function lifecycleEvent(kit: CliKit, type: string, fields: { sub: string; data?: Record<string, unknown> }): Promise<void> {
+  const { config } = kit;
+  const events = createEvents({ sink: config.events.sink, sqsQueueUrl: config.events.sqsQueueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, createLogger('silent'));
+  try {
+    events.emit(type, { ...fields, reason: 'operator_cli' });
+  } finally {
+    await events.close();
+  }
 }
 
 /** what an operator sees of one account; personal data only with --reveal */
@@ -146,6 +163,7 @@ export async function runUsers(cmd: string, args: string[], kit: CliKit): Promis
           throw err;
         }
       });
+      await lifecycleEvent(kit, 'account.created', { sub: account.sub });
       out.data = { sub: account.sub, email: account.email };
       out.lines.push(`user ${account.sub} created`);
       return out;
@@ -207,6 +225,7 @@ export async function runUsers(cmd: string, args: string[], kit: CliKit): Promis
       const from = need(kit, cmd, v.from, '--from');
       if (into === from) throw new kit.UsageError(`--into and --from must differ\nusage: ${USERS_USAGE[cmd]}`);
       const rec = await wrapNotFound(withAccounts(kit, (store) => store.merge(into, from)));
+      await lifecycleEvent(kit, 'account.merged', { sub: into, data: { mergeId: rec.id, fromSub: from } });
       out.data = rec;
       out.lines.push(`merged ${from} into ${into} (merge id ${rec.id}; undo with: idp users unmerge --merge-id ${rec.id})`);
       return out;
@@ -216,6 +235,7 @@ export async function runUsers(cmd: string, args: string[], kit: CliKit): Promis
       out.json = !!v.json;
       const id = need(kit, cmd, v['merge-id'], '--merge-id');
       const rec = await wrapNotFound(withAccounts(kit, (store) => store.unmerge(id)));
+      await lifecycleEvent(kit, 'account.unmerged', { sub: rec.restoredSub ?? rec.into, data: { mergeId: id, into: rec.into } });
       out.data = rec;
       out.lines.push(`merge ${id} undone: ${rec.restoredSub} is a separate account again`);
       return out;
@@ -226,6 +246,7 @@ export async function runUsers(cmd: string, args: string[], kit: CliKit): Promis
       const sub = need(kit, cmd, v.erase, '--erase');
       const erased = await withAccounts(kit, (store) => store.erase(sub));
       if (!erased) throw new kit.UsageError(`no account ${sub}`);
+      await lifecycleEvent(kit, 'account.erased', { sub });
       out.data = { sub, erased };
       out.lines.push(`account ${sub} erased: its data key and lookup pointers are gone`);
       return out;
