@@ -17,12 +17,25 @@
 // dynalite not at all), so every read is ConsistentRead and ignores expired
 // items, and an expired item cannot be consumed.
 //
-// There are no transactions (dynalite has no TransactWriteItems). Pointers
-// (uid, user code) are written before the item, so a crash leaves at worst a
-// pointer to nothing (read as not found), never an item its pointer cannot
-// find; reads through a pointer check that the item still carries that uid /
-// user code, so stale pointers read as not found. `destroy` removes the item's
-// pointers and membership too.
+// There are no transactions (dynalite has no TransactWriteItems). A uid
+// pointer and its item (a Session) go in ONE BatchWriteItem, and the save
+// resolves only when both landed. A crash between the two leaves a pointer to
+// nothing or an item no pointer leads to: either way the session reads as not
+// found, as if the save had not happened, and the failed save failed its
+// request; an orphan item expires by TTL. User code pointers (DeviceCode, whose
+// code is shown before the device flow saves again) are still written before
+// the item. Reads through a pointer check that the item still carries that
+// uid / user code, so stale pointers read as not found. `destroy` removes the
+// item's pointers and membership too.
+//
+// Hints (per process, bounded, never trusted): the uid each item was last seen
+// with, and the item each uid pointer last led to. findByUid reads the pointer
+// and the hinted item at once and uses the item only when the pointer still
+// leads to it (one round trip instead of two); destroy deletes the item and
+// the hinted uid pointer at once (the pointer delete is conditional on still
+// leading to this item). Without a hint, or with a stale one, both fall back
+// to the sequential reads and deletes, so another process's writes are never
+// missed.
 //
 // Grant membership: for the tokens whose value oidc-provider hands out only
 // after the save resolves (ISSUED_ON_SAVE: access tokens, refresh tokens,
@@ -94,6 +107,24 @@ function itemBytes(item: Record<string, unknown>): number {
     size += typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : 21;
   }
   return size;
+}
+
+/** how many ids and uids each map of hints keeps (see the header) */
+const MAX_HINTS = 10_000;
+
+/** a bounded map that forgets its oldest entry when full */
+class Hints {
+  readonly #m = new Map<string, string>();
+  get(k: string): string | undefined {
+    return this.#m.get(k);
+  }
+  set(k: string, v: string): void {
+    if (this.#m.size >= MAX_HINTS && !this.#m.has(k)) this.#m.delete(this.#m.keys().next().value!);
+    this.#m.set(k, v);
+  }
+  delete(k: string): void {
+    this.#m.delete(k);
+  }
 }
 
 function isConditionFailure(err: unknown): boolean {
@@ -188,6 +219,14 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     await deleteKeys(keys);
   }
 
+  /** item key → the uid it carried; uid pointer key → the item id it led to (hints, see the header) */
+  const uidOfItem = new Hints();
+  const itemOfUid = new Hints();
+  const remember = (itemKey: string, uidKey: string, id: string) => {
+    uidOfItem.set(itemKey, uidKey);
+    itemOfUid.set(uidKey, id);
+  };
+
   return class DynamoAdapter implements Adapter {
     readonly name: string;
 
@@ -226,8 +265,15 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
         await batchWrite([{ PutRequest: { Item: membership } }, { PutRequest: { Item: item } }]);
         return;
       }
-      // pointers and grant membership first: a pointer to a missing item reads
-      // as "not found", while a missing pointer would hide a stored item.
+      // a uid pointer and its item together (header)
+      if (payload.uid && !payload.userCode && !membership) {
+        const uidKey = this.uidKey(payload.uid as string);
+        await batchWrite([{ PutRequest: { Item: { pk: uidKey, sk: '_', ref: id, expiresAt } } }, { PutRequest: { Item: item } }]);
+        remember(pk, uidKey, id);
+        return;
+      }
+      // user code pointers and grant membership first: a pointer to a missing
+      // item reads as "not found", while a missing pointer would hide a stored item.
       const side: Promise<unknown>[] = [];
       if (payload.uid) {
         side.push(send(new PutCommand({ TableName: table, Item: { pk: this.uidKey(payload.uid as string), sk: '_', ref: id, expiresAt } })));
@@ -241,17 +287,25 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
-      const item = await getItem(this.key(id));
+      const pk = this.key(id);
+      const item = await getItem(pk);
       if (!item?.payload) return undefined;
       const payload = JSON.parse(item.payload) as AdapterPayload;
       if (item.consumed !== undefined) payload.consumed = item.consumed;
+      if (typeof payload.uid === 'string') remember(pk, this.uidKey(payload.uid), id);
       return payload;
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      const ptr = await getItem(this.uidKey(uid));
-      if (!ptr?.ref) return undefined;
-      const payload = await this.find(ptr.ref);
+      const uidKey = this.uidKey(uid);
+      const hinted = itemOfUid.get(uidKey);
+      // the pointer and the item it led to last time, at once (header)
+      const [ptr, speculative] = await Promise.all([getItem(uidKey), hinted ? this.find(hinted) : undefined]);
+      if (!ptr?.ref) {
+        itemOfUid.delete(uidKey);
+        return undefined;
+      }
+      const payload = hinted === ptr.ref ? speculative : await this.find(ptr.ref);
       return payload?.uid === uid ? payload : undefined;
     }
 
@@ -288,13 +342,19 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     }
 
     async destroy(id: string): Promise<void> {
-      const r = await send<{ Attributes?: Item }>(new DeleteCommand({
-        TableName: table, Key: { pk: this.key(id), sk: '_' }, ReturnValues: 'ALL_OLD',
-      }));
+      const pk = this.key(id);
+      // the item and the uid pointer it was last seen with, at once (header)
+      const hintedUid = uidOfItem.get(pk);
+      const [r] = await Promise.all([
+        send<{ Attributes?: Item }>(new DeleteCommand({ TableName: table, Key: { pk, sk: '_' }, ReturnValues: 'ALL_OLD' })),
+        hintedUid ? deletePointer(hintedUid, id) : undefined,
+      ]);
+      uidOfItem.delete(pk);
+      if (hintedUid) itemOfUid.delete(hintedUid);
       if (!r.Attributes?.payload) return;
       const old = JSON.parse(r.Attributes.payload) as AdapterPayload;
       const cleanup: Promise<unknown>[] = [];
-      if (old.uid) cleanup.push(deletePointer(this.uidKey(old.uid as string), id));
+      if (old.uid && this.uidKey(old.uid as string) !== hintedUid) cleanup.push(deletePointer(this.uidKey(old.uid as string), id));
       if (old.userCode) cleanup.push(deletePointer(this.userCodeKey(old.userCode as string), id));
       if (old.grantId && GRANT_MODELS.has(this.name)) {
         cleanup.push(send(new DeleteCommand({ TableName: table, Key: { pk: `grant#${old.grantId}`, sk: this.key(id) } })));

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { DescribeTimeToLiveCommand, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
-import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { createDynamoAdapter, PayloadTooLarge, MAX_ITEM_BYTES } from '../adapters/dynamodb.ts';
 import { documentClient } from '../src/storage/index.ts';
 import { migrate, currentVersion, LATEST_VERSION } from '../migrations/index.ts';
@@ -498,6 +498,75 @@ describe(`DynamoDB adapter conformance (${KIND})`, function () {
       } finally {
         await other.close();
       }
+    });
+  });
+
+  describe('two processes (each adapter class keeps its own hints)', () => {
+    // adapters/dynamodb.ts keeps per-process hints (uid → item, item → uid);
+    // a second adapter class stands for another process whose writes the
+    // first one's hints do not know about
+    const two = () => {
+      const A = createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc });
+      const B = createDynamoAdapter({ doc: documentClient(storage.raw), table: storage.tables.oidc });
+      return { a: new A('Session'), b: new B('Session') };
+    };
+
+    it('a session regenerated elsewhere (same uid, new id) is found by uid, not the old one', async () => {
+      const { a, b } = two();
+      const uid = newId('uid');
+      const id1 = newId();
+      const id2 = newId();
+      const p1 = realistic('Session', id1, { uid });
+      await a.upsert(id1, p1, 3600);
+      expect(await b.findByUid(uid)).to.deep.equal(jsonCopy(p1));
+      // "another process" rotates the session id, as oidc-provider does at login
+      await a.destroy(id1);
+      const p2 = realistic('Session', id2, { uid });
+      await a.upsert(id2, p2, 3600);
+      expect(await b.findByUid(uid), 'b\'s hint points at the destroyed item').to.deep.equal(jsonCopy(p2));
+      expect(await b.findByUid(uid)).to.deep.equal(jsonCopy(p2));
+    });
+
+    it('an old item still carrying the uid is not returned once the pointer leads elsewhere', async () => {
+      const { a, b } = two();
+      const uid = newId('uid');
+      const id1 = newId();
+      const id2 = newId();
+      await a.upsert(id1, realistic('Session', id1, { uid }), 3600);
+      expect(await b.findByUid(uid)).to.not.equal(undefined);
+      // the pointer moves to id2 while id1 survives (as a destroy that failed halfway would leave it)
+      const p2 = realistic('Session', id2, { uid });
+      await a.upsert(id2, p2, 3600);
+      expect(await b.findByUid(uid)).to.deep.equal(jsonCopy(p2));
+    });
+
+    it('a session destroyed elsewhere reads as not found by uid and by id', async () => {
+      const { a, b } = two();
+      const uid = newId('uid');
+      const id = newId();
+      await a.upsert(id, realistic('Session', id, { uid }), 3600);
+      expect(await b.findByUid(uid)).to.not.equal(undefined);
+      await a.destroy(id);
+      expect(await b.findByUid(uid)).to.equal(undefined);
+      expect(await b.find(id)).to.equal(undefined);
+    });
+
+    it('destroy with a stale uid hint still removes the pointer the item really had, and only pointers that led to it', async () => {
+      const { a, b } = two();
+      const id = newId();
+      const uid1 = newId('uid');
+      const uid2 = newId('uid');
+      const other = newId();
+      await b.upsert(id, realistic('Session', id, { uid: uid1 }), 3600);
+      // elsewhere: the item gets a new uid, and the old uid is given to another item
+      await a.upsert(id, realistic('Session', id, { uid: uid2 }), 3600);
+      const p3 = realistic('Session', other, { uid: uid1 });
+      await a.upsert(other, p3, 3600);
+      await b.destroy(id);
+      expect(await a.findByUid(uid2)).to.equal(undefined);
+      const rawPtr = await storage.doc.send(new GetCommand({ TableName: storage.tables.oidc, Key: { pk: `uid#Session#${uid2}`, sk: '_' }, ConsistentRead: true }));
+      expect(rawPtr.Item, 'the real uid pointer is deleted').to.equal(undefined);
+      expect(await a.findByUid(uid1), 'the other item keeps the old uid').to.deep.equal(jsonCopy(p3));
     });
   });
 
