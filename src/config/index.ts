@@ -21,6 +21,8 @@ export interface Config {
   dynamodbEndpoint: string | undefined;
   /** `lean`: item commands through src/storage/wire.ts; `sdk`: everything through the AWS SDK */
   dynamodbClient: 'lean' | 'sdk';
+  /** lean client only: plain Gets and Puts issued in the same event-loop turn share requests (src/storage/coalesce.ts) */
+  dynamodbCoalesce: boolean;
   awsRegion: string;
   tablePrefix: string;
   logLevel: LogLevel;
@@ -153,6 +155,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: path.resolve(str(env, 'DATA_DIR', './data')),
     dynamodbEndpoint: url(env, 'DYNAMODB_ENDPOINT', undefined),
     dynamodbClient: oneOf(env, 'DYNAMODB_CLIENT', 'lean', ['lean', 'sdk'] as const),
+    dynamodbCoalesce: bool(env, 'DYNAMODB_COALESCE', true),
     awsRegion: str(env, 'AWS_REGION', 'us-east-1'),
     tablePrefix: prefix,
     logLevel: oneOf<LogLevel>(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),

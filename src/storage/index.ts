@@ -10,6 +10,7 @@ import { tableNames, type TableNames } from './tables.ts';
 import { startEmbedded, type Embedded } from './embedded.ts';
 import { DynamoWire } from './wire.ts';
 import { leanOperation, sendLean } from './lean-doc.ts';
+import { Coalescer } from './coalesce.ts';
 
 export type DynamoClientKind = 'lean' | 'sdk';
 
@@ -64,12 +65,17 @@ export function makeClient(endpoint: string | undefined, region: string, kind: D
   return client;
 }
 
+/** the key attributes of every table (migrations/tables.ts) */
+const KEY_ATTRIBUTES = ['pk', 'sk'] as const;
+
 /**
  * The document client the stores use. Item commands (Get, Put, Update,
  * Delete, Query, Scan, BatchWrite, BatchGet) take the lean path when `raw`
- * has a wire client; anything else goes to the SDK.
+ * has a wire client; anything else goes to the SDK. On the lean path, plain
+ * Gets and Puts issued in the same turn of the event loop share requests
+ * (coalesce.ts) unless `coalesce` is false.
  */
-export function documentClient(raw: DynamoDBClient): DynamoDBDocumentClient {
+export function documentClient(raw: DynamoDBClient, opts: { coalesce?: boolean } = {}): DynamoDBDocumentClient {
   const doc = DynamoDBDocumentClient.from(raw, {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
     unmarshallOptions: { wrapNumbers: false },
@@ -77,10 +83,13 @@ export function documentClient(raw: DynamoDBClient): DynamoDBDocumentClient {
   const wire = wires.get(raw);
   if (!wire) return doc;
   const sdkSend = doc.send.bind(doc);
-  const send = (command: { input: object }, options?: { abortSignal?: AbortSignal }) => {
+  const direct = (command: { input: object }, options?: { abortSignal?: AbortSignal }) => {
     const op = leanOperation(command);
     return op ? sendLean(wire, op, command.input as Record<string, unknown>, options?.abortSignal) : sdkSend(command as never, options);
   };
+  const coalescer = opts.coalesce === false ? undefined : new Coalescer((c) => direct(c as { input: object }) as Promise<Record<string, unknown>>, KEY_ATTRIBUTES);
+  const send = (command: { input: object }, options?: { abortSignal?: AbortSignal }) =>
+    (options === undefined ? coalescer?.offer(command) : undefined) ?? direct(command, options);
   doc.send = send as typeof doc.send;
   return doc;
 }
@@ -93,7 +102,7 @@ export async function openStorage(config: Config, opts: { role: 'server' | 'cli'
     endpoint = embedded.endpoint;
   }
   const raw = makeClient(endpoint, config.awsRegion, config.dynamodbClient);
-  const doc = documentClient(raw);
+  const doc = documentClient(raw, { coalesce: config.dynamodbCoalesce });
   return {
     raw,
     doc,
