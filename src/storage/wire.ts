@@ -149,8 +149,10 @@ export class DynamoWire {
       });
       req.on('error', (e) => fail(networkError(e)));
       if (signal) {
-        if (signal.aborted) fail(new DynamoWireError('AbortError', 'request aborted', 'client', undefined));
-        signal.addEventListener('abort', () => fail(new DynamoWireError('AbortError', 'request aborted', 'client', undefined)), { once: true });
+        const onAbort = () => fail(new DynamoWireError('AbortError', 'request aborted', 'client', undefined));
+        if (signal.aborted) onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
+        req.once('close', () => signal.removeEventListener('abort', onAbort));
       }
       req.end(body);
     });
