@@ -57,15 +57,10 @@ export class Coalescer {
   #gets: PendingGet[] = [];
   #writes: PendingWrite[] = [];
   #scheduled = false;
-  /** DynamoDB requests sent and commands carried, for tests and the bench */
-  readonly stats = { requests: 0, commands: 0 };
 
   /** keyAttributes: the key attribute names every table has (ours: pk, sk) */
   constructor(send: Send, keyAttributes: readonly string[]) {
-    this.#send = (c) => {
-      this.stats.requests++;
-      return send(c);
-    };
+    this.#send = send;
     this.#keyAttributes = keyAttributes;
   }
 
@@ -128,7 +123,6 @@ export class Coalescer {
       const writes = this.#writes;
       this.#gets = [];
       this.#writes = [];
-      this.stats.commands += gets.length + writes.length;
       if (gets.length) this.#flushGets(gets);
       if (writes.length) this.#flushWrites(writes);
     });
