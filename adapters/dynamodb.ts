@@ -61,6 +61,7 @@ import {
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { ServiceUnavailable } from '../src/provider/errors.ts';
+import { TtlCache } from '../src/provider/client-cache.ts';
 
 /** the models oidc-provider calls revokeByGrantId on (lib/helpers/revoke.js) */
 const GRANT_MODELS = new Set([
@@ -109,23 +110,9 @@ function itemBytes(item: Record<string, unknown>): number {
   return size;
 }
 
-/** how many ids and uids each map of hints keeps (see the header) */
+/** how many ids and uids each map of hints keeps, and for how long (see the header) */
 const MAX_HINTS = 10_000;
-
-/** a bounded map that forgets its oldest entry when full */
-class Hints {
-  readonly #m = new Map<string, string>();
-  get(k: string): string | undefined {
-    return this.#m.get(k);
-  }
-  set(k: string, v: string): void {
-    if (this.#m.size >= MAX_HINTS && !this.#m.has(k)) this.#m.delete(this.#m.keys().next().value!);
-    this.#m.set(k, v);
-  }
-  delete(k: string): void {
-    this.#m.delete(k);
-  }
-}
+const HINT_TTL_MS = 3_600_000;
 
 function isConditionFailure(err: unknown): boolean {
   return (err as Error)?.name === 'ConditionalCheckFailedException';
@@ -220,8 +207,8 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
   }
 
   /** item key → the uid it carried; uid pointer key → the item id it led to (hints, see the header) */
-  const uidOfItem = new Hints();
-  const itemOfUid = new Hints();
+  const uidOfItem = new TtlCache<string>({ ttlMs: HINT_TTL_MS, maxEntries: MAX_HINTS });
+  const itemOfUid = new TtlCache<string>({ ttlMs: HINT_TTL_MS, maxEntries: MAX_HINTS });
   const remember = (itemKey: string, uidKey: string, id: string) => {
     uidOfItem.set(itemKey, uidKey);
     itemOfUid.set(uidKey, id);
@@ -260,24 +247,22 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
       const membership: Item | undefined = payload.grantId && GRANT_MODELS.has(this.name)
         ? { pk: `grant#${payload.grantId}`, sk: pk, expiresAt }
         : undefined;
-      // a token handed out only after this resolves: membership and item together (header)
-      if (membership && ISSUED_ON_SAVE.has(this.name) && !payload.uid && !payload.userCode) {
-        await batchWrite([{ PutRequest: { Item: membership } }, { PutRequest: { Item: item } }]);
-        return;
-      }
-      // a uid pointer and its item together (header)
-      if (payload.uid && !payload.userCode && !membership) {
-        const uidKey = this.uidKey(payload.uid as string);
-        await batchWrite([{ PutRequest: { Item: { pk: uidKey, sk: '_', ref: id, expiresAt } } }, { PutRequest: { Item: item } }]);
-        remember(pk, uidKey, id);
+      // one BatchWriteItem with the item (header): the membership of a token
+      // handed out only after this resolves, or a Session's uid pointer
+      const uidKey = typeof payload.uid === 'string' ? this.uidKey(payload.uid) : undefined;
+      const companion: Item | undefined = payload.userCode ? undefined
+        : membership && !uidKey ? (ISSUED_ON_SAVE.has(this.name) ? membership : undefined)
+        : uidKey && !membership ? { pk: uidKey, sk: '_', ref: id, expiresAt }
+        : undefined;
+      if (companion) {
+        await batchWrite([{ PutRequest: { Item: companion } }, { PutRequest: { Item: item } }]);
+        if (uidKey) remember(pk, uidKey, id);
         return;
       }
       // user code pointers and grant membership first: a pointer to a missing
       // item reads as "not found", while a missing pointer would hide a stored item.
       const side: Promise<unknown>[] = [];
-      if (payload.uid) {
-        side.push(send(new PutCommand({ TableName: table, Item: { pk: this.uidKey(payload.uid as string), sk: '_', ref: id, expiresAt } })));
-      }
+      if (uidKey) side.push(send(new PutCommand({ TableName: table, Item: { pk: uidKey, sk: '_', ref: id, expiresAt } })));
       if (payload.userCode) {
         side.push(send(new PutCommand({ TableName: table, Item: { pk: this.userCodeKey(payload.userCode as string), sk: '_', ref: id, expiresAt } })));
       }
@@ -298,7 +283,7 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
       const uidKey = this.uidKey(uid);
-      const hinted = itemOfUid.get(uidKey);
+      const hinted = itemOfUid.get(uidKey)?.value;
       // the pointer and the item it led to last time, at once (header)
       const [ptr, speculative] = await Promise.all([getItem(uidKey), hinted ? this.find(hinted) : undefined]);
       if (!ptr?.ref) {
@@ -344,7 +329,7 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     async destroy(id: string): Promise<void> {
       const pk = this.key(id);
       // the item and the uid pointer it was last seen with, at once (header)
-      const hintedUid = uidOfItem.get(pk);
+      const hintedUid = uidOfItem.get(pk)?.value;
       const [r] = await Promise.all([
         send<{ Attributes?: Item }>(new DeleteCommand({ TableName: table, Key: { pk, sk: '_' }, ReturnValues: 'ALL_OLD' })),
         hintedUid ? deletePointer(hintedUid, id) : undefined,

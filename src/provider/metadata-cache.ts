@@ -10,6 +10,7 @@
 // before. The cache holds at most MAX_ORIGINS origins (the Host header is the
 // client's to choose), dropping the oldest.
 import type { Middleware } from 'koa';
+import { TtlCache } from './client-cache.ts';
 
 const MAX_ORIGINS = 16;
 /** the headers oidc-provider sets on these answers that a replay must carry */
@@ -22,15 +23,20 @@ interface Entry {
 
 export class MetadataCache {
   readonly #paths: Set<string>;
-  #entries = new Map<string, Entry>();
+  #entries: TtlCache<Entry>;
 
   constructor(paths: string[]) {
     this.#paths = new Set(paths);
+    this.#entries = this.#fresh();
+  }
+
+  #fresh(): TtlCache<Entry> {
+    return new TtlCache<Entry>({ ttlMs: Infinity, maxEntries: MAX_ORIGINS * this.#paths.size });
   }
 
   /** forget everything (the provider was rebuilt) */
   clear(): void {
-    this.#entries = new Map();
+    this.#entries = this.#fresh();
   }
 
   /** whether this request may be answered from (or fill) the cache */
@@ -43,7 +49,7 @@ export class MetadataCache {
     return async (ctx, next) => {
       // (Koa 3's ctx.origin is the Origin header, not the request's own origin)
       const key = `${ctx.protocol}://${ctx.host}${ctx.path}`;
-      const hit = this.#entries.get(key);
+      const hit = this.#entries.get(key)?.value;
       if (hit) {
         ctx.status = 200;
         for (const [name, value] of hit.headers) ctx.set(name, value);
@@ -62,7 +68,6 @@ export class MetadataCache {
       ctx.body = body;
       // a rebuild while this request ran replaced the map: keep nothing from the old provider
       if (entries !== this.#entries) return;
-      if (entries.size >= MAX_ORIGINS * this.#paths.size) entries.delete(entries.keys().next().value!);
       entries.set(key, { body, headers });
     };
   }
