@@ -62,6 +62,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { ServiceUnavailable } from '../src/provider/errors.ts';
 import { TtlCache } from '../src/provider/client-cache.ts';
+import { isConditionFailed } from '../src/storage/errors.ts';
 
 /** the models oidc-provider calls revokeByGrantId on (lib/helpers/revoke.js) */
 const GRANT_MODELS = new Set([
@@ -114,9 +115,6 @@ function itemBytes(item: Record<string, unknown>): number {
 const MAX_HINTS = 10_000;
 const HINT_TTL_MS = 3_600_000;
 
-function isConditionFailure(err: unknown): boolean {
-  return (err as Error)?.name === 'ConditionalCheckFailedException';
-}
 
 export interface DynamoAdapterOptions {
   doc: DynamoDBDocumentClient;
@@ -130,7 +128,7 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     try {
       return await doc.send(cmd as never) as T;
     } catch (err) {
-      if (isConditionFailure(err)) throw err;
+      if (isConditionFailed(err)) throw err;
       throw new ServiceUnavailable(undefined, { cause: err });
     }
   }
@@ -153,7 +151,7 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
         ExpressionAttributeValues: { ':id': id },
       }));
     } catch (err) {
-      if (!isConditionFailure(err)) throw err;
+      if (!isConditionFailed(err)) throw err;
     }
   }
 
@@ -315,7 +313,7 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
           ExpressionAttributeValues: { ':now': now },
         }));
       } catch (err) {
-        if (!isConditionFailure(err)) throw err;
+        if (!isConditionFailed(err)) throw err;
         // Already consumed (a concurrent or repeated redemption): treat it as
         // reuse, revoke everything of the grant, refuse this request. Missing
         // or expired items are refused without revoking anything.
