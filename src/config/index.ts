@@ -3,7 +3,7 @@
 // the variable and what it expects; main() prints that line and exits 1.
 import os from 'node:os';
 import path from 'node:path';
-import { MFA_POLICIES, OFFERED_METHODS, type MfaConfig, type MfaPolicy, type OfferedMethod } from '../mfa/types.ts';
+import { MFA_POLICIES, OFFERED_METHODS, type MfaConfig, type MfaPolicy, type OfferedMethod } from './mfa.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';

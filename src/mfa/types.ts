@@ -1,6 +1,10 @@
 // Multi-factor authentication: the vocabulary shared by the store, the
 // interaction routes, the account page, the CLI and the provider policy
 // (docs/mfa.md describes the flows).
+import { MFA_POLICIES, type MfaPolicy } from '../config/mfa.ts';
+
+/** The configuration vocabulary (MFA_POLICY, MFA_METHODS) is defined in config. */
+export { MFA_POLICIES, OFFERED_METHODS, type MfaConfig, type MfaPolicy, type OfferedMethod } from '../config/mfa.ts';
 
 /** Authentication context classes we declare in discovery (acr_values_supported). */
 export const ACR_PWD = 'urn:idp:acr:pwd';
@@ -8,29 +12,8 @@ export const ACR_MFA = 'urn:idp:acr:mfa';
 export const ACR_VALUES = [ACR_PWD, ACR_MFA] as const;
 const ACR_LEVEL: Record<string, number> = { [ACR_PWD]: 1, [ACR_MFA]: 2 };
 
-export type MfaPolicy = 'off' | 'optional' | 'required' | 'new_device';
-export const MFA_POLICIES: readonly MfaPolicy[] = ['off', 'optional', 'required', 'new_device'];
-
 /** How the second factor was proven. */
 export type MfaMethod = 'totp' | 'recovery' | 'email' | 'sms';
-/** Second factors an operator can offer (MFA_METHODS); recovery codes come with TOTP. */
-export type OfferedMethod = 'totp' | 'email' | 'sms';
-export const OFFERED_METHODS: readonly OfferedMethod[] = ['totp', 'email', 'sms'];
-
-export interface MfaConfig {
-  /** MFA_POLICY: the policy of clients without `mfa_policy` metadata */
-  policy: MfaPolicy;
-  /** MFA_REMEMBER_DAYS: how long a remembered device skips MFA under new_device (0: never remember) */
-  rememberDays: number;
-  /** MFA_METHODS: the second factors offered */
-  methods: OfferedMethod[];
-  /** MFA_TOTP_ISSUER: the name authenticator apps show (default: the issuer's host) */
-  totpIssuer: string;
-  /** MFA_CODE_TTL_SECONDS: life of an e-mail / SMS code */
-  codeTtlSeconds: number;
-  /** MFA_REAUTH_SECONDS: how recent the sign-in must be for factor changes on the account page */
-  reauthSeconds: number;
-}
 
 /**
  * RFC 8176 `amr` of the second factor. `otp` (TOTP app) and `sms` are
