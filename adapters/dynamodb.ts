@@ -55,14 +55,13 @@
 // (dynalite counts UTF-16 code units and would accept items DynamoDB refuses);
 // a payload too large throws PayloadTooLarge before anything is written.
 import {
-  BatchWriteCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand,
+  BatchWriteCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
-import { ServiceUnavailable } from '../src/provider/errors.ts';
-import { TtlCache } from '../src/provider/client-cache.ts';
-import { isConditionFailed } from '../src/storage/errors.ts';
+import { ServiceUnavailable, isConditionFailed } from '../src/storage/errors.ts';
+import { TtlCache } from '../src/storage/ttl-cache.ts';
 
 /** the models oidc-provider calls revokeByGrantId on (lib/helpers/revoke.js) */
 const GRANT_MODELS = new Set([
@@ -119,6 +118,28 @@ const HINT_TTL_MS = 3_600_000;
 export interface DynamoAdapterOptions {
   doc: DynamoDBDocumentClient;
   table: string;
+}
+
+/**
+ * Every stored item of one model (its payloads), by a filtered Scan: for
+ * listings (the CLI's clients and resource servers) and the rare reads that
+ * need all resource servers (src/keys: the longest token lifetime). Errors
+ * are the client's own, not ServiceUnavailable.
+ */
+export async function scanModel({ doc, table }: DynamoAdapterOptions, model: string): Promise<AdapterPayload[]> {
+  const out: AdapterPayload[] = [];
+  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  do {
+    const r = await doc.send(new ScanCommand({
+      TableName: table,
+      FilterExpression: 'begins_with(pk, :m) AND sk = :s',
+      ExpressionAttributeValues: { ':m': `${model}#`, ':s': '_' },
+      ExclusiveStartKey,
+    }));
+    for (const item of r.Items ?? []) out.push(JSON.parse(item.payload as string) as AdapterPayload);
+    ExclusiveStartKey = r.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+  return out;
 }
 
 export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (name: string) => Adapter {

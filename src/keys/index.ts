@@ -5,7 +5,7 @@
 import type { Config } from '../config/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { createLogger, type Logger } from '../logging/index.ts';
-import { Registry } from '../provider/registry.ts';
+import { scanModel } from '../../adapters/dynamodb.ts';
 import { LocalKeyring, SIGNING_ALGS } from './local.ts';
 import { ManagedKeyring, type KeyPolicy } from './managed.ts';
 import { KeyStore } from './store.ts';
@@ -28,8 +28,8 @@ export function keyPolicy(config: Config, storage: Storage): KeyPolicy {
     removeGraceSeconds: config.keys.removeGraceSeconds,
     // asked only when a key is retired (rarely): resource servers may give their tokens longer TTLs
     tokenLifetimeSeconds: async () => {
-      const resources = await new Registry(storage).listResources();
-      return Math.max(config.ttl.accessToken, config.ttl.idToken, ...resources.map((r) => r.accessTokenTTL ?? 0));
+      const resources = await scanModel({ doc: storage.doc, table: storage.tables.oidc }, 'ResourceServer');
+      return Math.max(config.ttl.accessToken, config.ttl.idToken, ...resources.map((r) => (r.accessTokenTTL as number | undefined) ?? 0));
     },
     cookieLifetimeSeconds: Math.max(config.ttl.session, config.ttl.interaction),
   };

@@ -21,7 +21,7 @@ import {
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { ExternalSigningKey } from 'oidc-provider';
 import type { Logger } from '../logging/index.ts';
-import { ServiceUnavailable } from '../provider/errors.ts';
+import { ServiceUnavailable } from '../storage/errors.ts';
 import { KeyIntegrityError, type DataKey, type SigningAlg } from './types.ts';
 
 /** KMS could not be used (unreachable, slow, throttled, key disabled...): answer 503 and retry later. */

@@ -21,7 +21,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import { errors, interactionPolicy } from 'oidc-provider';
 import { deviceId } from '../interactions/device.ts';
 import { StorageUnavailable } from '../storage/errors.ts';
-import { ServiceUnavailable } from '../provider/errors.ts';
+import { ServiceUnavailable } from '../storage/errors.ts';
 import { ACR_MFA, ACR_VALUES, MFA_POLICIES, acrLevel, effectivePolicy, isMfaPolicy, requestsMfa, type MfaPolicy } from './types.ts';
 
 export interface MfaProviderHooks {

@@ -1,10 +1,9 @@
 // Clients and resource servers, stored through the same DynamoDB adapter as
 // oidc-provider's own models (model names "Client" and "ResourceServer").
-// Listing is a filtered Scan, used only by the CLI.
-import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+// Listing is a filtered Scan (scanModel in adapters/dynamodb.ts), used by the CLI.
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Storage } from '../storage/index.ts';
-import { createDynamoAdapter } from '../../adapters/dynamodb.ts';
+import { createDynamoAdapter, scanModel, type DynamoAdapterOptions } from '../../adapters/dynamodb.ts';
 import { withClientCache, type ClientCache } from './client-cache.ts';
 import { withSealedClientSecrets } from './sealed-clients.ts';
 import type { Keyring, SigningAlg } from '../keys/types.ts';
@@ -22,26 +21,10 @@ export interface ResourceServer {
   audience?: string;
 }
 
-async function scanModel(storage: Storage, model: string): Promise<AdapterPayload[]> {
-  const out: AdapterPayload[] = [];
-  let ExclusiveStartKey: Record<string, unknown> | undefined;
-  do {
-    const r = await storage.doc.send(new ScanCommand({
-      TableName: storage.tables.oidc,
-      FilterExpression: 'begins_with(pk, :m) AND sk = :s',
-      ExpressionAttributeValues: { ':m': `${model}#`, ':s': '_' },
-      ExclusiveStartKey,
-    }));
-    for (const item of r.Items ?? []) out.push(JSON.parse(item.payload as string) as AdapterPayload);
-    ExclusiveStartKey = r.LastEvaluatedKey;
-  } while (ExclusiveStartKey);
-  return out;
-}
-
 export class Registry {
   readonly clients: Adapter;
   readonly resources: Adapter;
-  private readonly storage: Storage;
+  private readonly table: DynamoAdapterOptions;
 
   /**
    * With `keyring`, client secrets are sealed on write and opened on read
@@ -50,8 +33,8 @@ export class Registry {
    * writes here invalidate it at once.
    */
   constructor(storage: Storage, opts: { clientCache?: ClientCache; keyring?: Keyring } = {}) {
-    this.storage = storage;
-    const Plain = createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc });
+    this.table = { doc: storage.doc, table: storage.tables.oidc };
+    const Plain = createDynamoAdapter(this.table);
     const keyring = opts.keyring;
     const Sealed = keyring ? withSealedClientSecrets(Plain, () => keyring) : Plain;
     const AdapterClass = opts.clientCache ? withClientCache(Sealed, opts.clientCache) : Sealed;
@@ -65,7 +48,7 @@ export class Registry {
 
   /** client metadata as stored: secrets stay sealed (`client_secret_sealed`) */
   async listClients(): Promise<AdapterPayload[]> {
-    return (await scanModel(this.storage, 'Client')).sort((a, b) => String(a.client_id).localeCompare(String(b.client_id)));
+    return (await scanModel(this.table, 'Client')).sort((a, b) => String(a.client_id).localeCompare(String(b.client_id)));
   }
 
   /** every client with its secret opened (needs the keyring) */
@@ -89,7 +72,7 @@ export class Registry {
   }
 
   async listResources(): Promise<ResourceServer[]> {
-    return (await scanModel(this.storage, 'ResourceServer')) as unknown as ResourceServer[];
+    return (await scanModel(this.table, 'ResourceServer')) as unknown as ResourceServer[];
   }
 
   async removeResource(id: string): Promise<boolean> {

@@ -1,5 +1,10 @@
 // A DynamoDB call that failed for any reason other than a lost condition:
 // network down, throttled, missing table. Callers render it as 503.
+// ServiceUnavailable is the same condition typed as oidc-provider's
+// temporarily_unavailable (for code oidc-provider calls: the adapter, KMS);
+// isUnavailable recognises either.
+import { errors } from 'oidc-provider';
+
 export class StorageUnavailable extends Error {
   override name = 'StorageUnavailable';
 }
@@ -8,6 +13,21 @@ export function asStorageError(err: unknown): StorageUnavailable {
   if (err instanceof StorageUnavailable) return err;
   const name = (err as Error)?.name ?? 'Error';
   return new StorageUnavailable(`storage unavailable (${name})`, { cause: err });
+}
+
+/** 503 temporarily_unavailable: a dependency (DynamoDB, KMS) cannot be reached. */
+export class ServiceUnavailable extends errors.TemporarilyUnavailable {
+  constructor(description = 'the service is temporarily unavailable, try again shortly', options?: { cause?: unknown }) {
+    super(description, options as never);
+    this.status = 503;
+    this.statusCode = 503;
+    this.expose = true;
+  }
+}
+
+export function isUnavailable(err: unknown): boolean {
+  return err instanceof StorageUnavailable || err instanceof ServiceUnavailable
+    || (err as { error?: string })?.error === 'temporarily_unavailable';
 }
 
 /** a conditional write or update lost its condition */
