@@ -13,6 +13,7 @@ import { startKeyRefresh } from './keys/refresh.ts';
 import type { Keyring } from './keys/types.ts';
 import { argon2Hasher } from './accounts/hasher.ts';
 import { DynamoAccountStore } from './accounts/dynamo-store.ts';
+import { erasureHooks } from './erasure-hooks.ts';
 import { loadLegacySecrets } from './accounts/legacy-config.ts';
 import { Registry } from './provider/registry.ts';
 import { createViews } from './http/views.ts';
@@ -24,6 +25,7 @@ import { withTokenKindLookup } from './provider/token-kinds.ts';
 import { withTokenPipeline } from './provider/token-pipeline.ts';
 import { createApp } from './http/app.ts';
 import { interactionRouter } from './interactions/routes.ts';
+import { LoginFlow } from './interactions/flow.ts';
 import { passwordStrategy } from './interactions/strategies/password.ts';
 import { applySeedFile } from './provider/seed.ts';
 import { createEvents, type Events } from './events/index.ts';
@@ -72,6 +74,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const hasher = meteredHasher(argon2Hasher(config.argon2));
     const accounts = new DynamoAccountStore(storage, hasher, keyring, {
       dataKeyCache: { maxEntries: config.accounts.dataKeyCacheSize, maxAgeMs: config.accounts.dataKeyCacheSeconds * 1000 },
+      erasureHooks: erasureHooks(),
     });
     // client metadata is read on every request: cached briefly, invalidated by writes here
     const clientCache = new ClientCache();
@@ -81,7 +84,9 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const messages = createMessageSender({ sender: config.messages.sender, messagesQueueUrl: config.messages.queueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, events);
     const views = createViews();
     // two-step verification (docs/mfa.md): its login check goes into the provider, its routers into the app
-    const mfa = createMfa({ config, storage, accounts, events, messages, views, provider: () => host.provider, guard: () => lockout.guard });
+    // the login flow (src/interactions/flow.ts): each capability plugs its strategy, guard, steps and page extensions in below
+    const flow = new LoginFlow(() => host.provider);
+    const mfa = createMfa({ config, storage, accounts, events, messages, views, flow });
     // outermost: refresh and code exchange prefetch and write together (token-pipeline.ts)
     const adapter = withTokenPipeline(withTokenKindLookup(withClientCache(withSealedClientSecrets(createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc }), () => keyring,
       (clientId, err) => log.error({ event: 'client.secret.integrity', clientId, err: { name: err.name, message: err.message } }, 'sealed client secret refused')), clientCache)));
@@ -90,7 +95,10 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const password = passwordStrategy(accounts, hasher, {
       legacySecrets: loadLegacySecrets(config), sunset: config.accounts.legacySunset, argon2: config.argon2, log, events,
     });
-    const lockout = createLockout({ config, storage, keyring, accounts, hasher, events, messages, log, views, provider: () => host.provider, strategy: password, secondFactor: () => mfa.loginStep });
+    const lockout = createLockout({ config, storage, keyring, accounts, hasher, events, messages, log, views, flow });
+    flow.useStrategy(password).useGuard(lockout.guard).useExtension(lockout.extension);
+    // the steps after the first factor, in their order
+    flow.useStep(lockout.expiryStep).useStep(mfa.loginStep);
 
     const app = createApp({
       log, views,
@@ -99,13 +107,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
       ready: async () => {
         await storage.raw.send(new DescribeTableCommand({ TableName: storage.tables.oidc }), { abortSignal: AbortSignal.timeout(2000) });
       },
-      routers: [interactionRouter({
-        provider: () => host.provider, views, accounts,
-        strategies: [password],
-        secureCookies: config.secureCookies,
-        guard: lockout.guard, loginExtras: lockout.loginExtras,
-        mfa: mfa.loginStep,
-      }), lockout.router, ...mfa.routers],
+      routers: [interactionRouter({ flow, views, accounts, secureCookies: config.secureCookies }), lockout.router, ...mfa.routers],
       provider: host.middleware(),
     });
 

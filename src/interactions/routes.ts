@@ -1,42 +1,27 @@
 // Interaction routes: the pages oidc-provider sends the browser to when it
 // needs a login or a consent. request → route → capability (strategy,
 // consent) → provider result → redirect back into the authorization flow.
-import { currentInteraction } from './current.ts';
+import { currentInteraction, type Details } from './current.ts';
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
-import type Provider from 'oidc-provider';
-import type { InteractionResults } from 'oidc-provider';
 import type { Views } from '../http/views.ts';
 import type { Account, AccountStore } from '../accounts/types.ts';
 import { csrfToken, verifyCsrf } from './csrf.ts';
 import { LegacyPasswordRetired, LoginFailed, MethodNotAllowed, UnexpectedPrompt } from './errors.ts';
-import type { Authenticated, LoginStrategy } from './strategies/types.ts';
 import { deviceId, ensureDeviceId } from './device.ts';
-import { openGuard, TRY_LATER, type Attempt, type LoginGuard } from '../lockout/types.ts';
+import { TRY_LATER, type Attempt } from './guard.ts';
 import { describeClaims, describeScopes } from './describe.ts';
 import { approveConsent } from './consent.ts';
-import type { MfaLoginStep } from '../mfa/interaction.ts';
+import type { LoginFlow } from './flow.ts';
 
 export interface InteractionDeps {
-  provider: () => Provider;
+  /** the login flow: strategies, guard, steps, login-page extensions (flow.ts) */
+  flow: LoginFlow;
   views: Views;
   accounts: AccountStore;
-  strategies: LoginStrategy[];
   secureCookies: boolean;
-  /** MFA (src/mfa): after the first factor, the second step or the login result with its acr */
-  mfa?: MfaLoginStep;
-  /** lockout (src/lockout): asked before the password is checked; openGuard when absent */
-  guard?: LoginGuard;
-  /** links under the sign-in form, and a step after a right password (an expired one must be changed) */
-  loginExtras?: {
-    links(uid: string): Array<{ href: string; text: string }>;
-    /** true when it answered the request itself */
-    afterLogin(ctx: Context, uid: string, who: Authenticated): Promise<boolean>;
-  };
 }
-
-type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
 
 function clientView(client: { clientName?: string; clientId: string; clientUri?: string; logoUri?: string; policyUri?: string; tosUri?: string }) {
   return {
@@ -49,6 +34,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
   const body = bodyParser({ enableTypes: ['form'], formLimit: '16kb' });
   const form = (ctx: Context) => ((ctx.request as unknown as { body?: Record<string, unknown> }).body ?? {});
+  const { flow } = deps;
 
   // The pages must never be cached or framed.
   router.use(async (ctx, next) => {
@@ -56,28 +42,8 @@ export function interactionRouter(deps: InteractionDeps): Router {
     await next();
   });
 
-  /**
-   * provider.interactionResult, without reading the interaction (and its
-   * session) again: `details` was read and checked at the start of this same
-   * request. What is saved is what interactionResult saves. An interaction
-   * that has expired meanwhile goes through interactionResult, which refuses it.
-   */
-  async function finish(ctx: Context, details: Details, result: InteractionResults, merge: boolean) {
-    const ttl = details.exp - Math.floor(Date.now() / 1000);
-    let to: string;
-    if (ttl > 0) {
-      details.result = merge && !('error' in result) ? { ...details.lastSubmission, ...result } : result;
-      await details.save(ttl);
-      to = details.returnTo;
-    } else {
-      to = await deps.provider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
-    }
-    ctx.status = 303;
-    ctx.redirect(to);
-  }
-
   async function client(details: Details) {
-    const c = await deps.provider().Client.find(String(details.params.client_id));
+    const c = await flow.provider().Client.find(String(details.params.client_id));
     if (!c) throw new UnexpectedPrompt('unknown client');
     return c;
   }
@@ -99,7 +65,9 @@ export function interactionRouter(deps: InteractionDeps): Router {
       ...(await formBase(ctx, details, 'login')),
       login: extra.login ?? (typeof details.params.login_hint === 'string' ? details.params.login_hint : ''),
       error: extra.error,
-      links: deps.loginExtras?.links(details.uid) ?? [],
+      links: flow.extensions.flatMap((e) => e.links?.(details.uid) ?? []),
+      buttons: (await Promise.all(flow.extensions.map((e) => e.buttons?.(ctx, details) ?? []))).flat(),
+      passwordOptional: (await Promise.all(flow.extensions.map((e) => e.identifiesWithoutPassword?.() ?? false))).some(Boolean),
     });
   }
 
@@ -118,13 +86,17 @@ export function interactionRouter(deps: InteractionDeps): Router {
   }
 
   router.get('/:uid', async (ctx) => {
-    const details = await currentInteraction(deps.provider(), ctx);
-    if (details.prompt.name === 'login') return renderLogin(ctx, details);
+    const details = await currentInteraction(flow.provider(), ctx);
+    if (details.prompt.name === 'login') {
+      // a hint may name the way in (idp_hint, or a login_hint whose domain an upstream IdP serves)
+      for (const ext of flow.extensions) if (ext.beforePage && await ext.beforePage(ctx, details)) return;
+      return renderLogin(ctx, details);
+    }
     if (details.prompt.name === 'consent') {
       // first-party clients are ours: their consent is given by policy, even
       // when prompt=consent (which OIDC requires for offline_access)
       if ((await client(details)).metadata().first_party === true) {
-        return finish(ctx, details, { consent: await approveConsent(deps.provider(), details) }, true);
+        return flow.finish(ctx, details, { consent: await approveConsent(flow.provider(), details) }, true);
       }
       return renderConsent(ctx, details);
     }
@@ -136,7 +108,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
   //   2. the IP counter ∥ the account record  (lockout: the counters in their order, guard.ts)
   //   3. the (account, IP) counter   4. the account counter
   //   -- the password hash --
-  //   5. the counters' resets and the known device ∥ the MFA policy's read
+  //   5. the counters' resets and the known device ∥ the steps' early reads (MFA policy)
   //   6. the interaction's result
   router.post('/:uid/login', body, async (ctx) => {
     const fields = form(ctx);
@@ -149,56 +121,58 @@ export function interactionRouter(deps: InteractionDeps): Router {
       account = deps.accounts.findByLogin(login);
       account.catch(() => {}); // awaited below unless the request fails first
     }
-    const details = await currentInteraction(deps.provider(), ctx, 'login');
+    const details = await currentInteraction(flow.provider(), ctx, 'login');
     verifyCsrf(ctx, details.uid, fields.csrf);
-    const strategy = deps.strategies.find((s) => s.id === method);
+    // identify: the identifier may belong elsewhere (home-realm discovery)
+    if (login) for (const ext of flow.extensions) if (ext.identify && await ext.identify(ctx, details, login)) return;
+    const strategy = flow.strategy(method);
     if (!strategy) throw new UnexpectedPrompt(`sign-in method ${method}`);
-    // lockout first: a refused attempt costs no hash, and says only "try again later"
-    const guard = deps.guard ?? openGuard;
+    // a proof made elsewhere (an upstream IdP): the strategy sends the browser there
+    if (strategy.start) return strategy.start(ctx, details, fields);
+    if (!strategy.authenticate) throw new UnexpectedPrompt(`sign-in method ${method}`);
+    // guard first: a refused attempt costs no hash, and says only "try again later"
     const attempt: Attempt = {
       kind: 'password', ip: ctx.ip, login, resolved: account?.then((a) => a?.sub),
       deviceId: deviceId(ctx), requestId: ctx.state.requestId,
     };
-    const decision = await guard.check(attempt);
+    const decision = await flow.guard.check(attempt);
     if (!decision.allowed) {
       ctx.status = 429;
       return renderLogin(ctx, details, { login: attempt.login ?? '', error: TRY_LATER });
     }
+    let who;
     try {
-      const who = await strategy.authenticate(ctx, fields, account ? { account } : undefined);
-      attempt.accountId = who.accountId;
-      attempt.deviceId = ensureDeviceId(ctx, deps.secureCookies);
-      // the MFA policy's read travels with the lockout writes
-      const decided = deps.mfa?.decide(ctx, details, who);
-      decided?.catch(() => {}); // awaited below unless the request fails first
-      await guard.succeeded(attempt);
-      if (deps.loginExtras && await deps.loginExtras.afterLogin(ctx, details.uid, who)) return;
-      const result = deps.mfa ? await deps.mfa.afterFirstFactor(ctx, details, who, await decided) : { accountId: who.accountId, amr: who.amr };
-      if (result) await finish(ctx, details, { login: { ...result, remember: true } }, false);
+      who = await strategy.authenticate(ctx, fields, account ? { account } : undefined);
     } catch (err) {
       if (!(err instanceof LoginFailed)) throw err;
       // a retired legacy password was right: not a failure to count
-      if (!(err instanceof LegacyPasswordRetired)) await guard.failed(attempt);
+      if (!(err instanceof LegacyPasswordRetired)) await flow.guard.failed(attempt);
       ctx.status = 401;
-      await renderLogin(ctx, details, { login: typeof fields.login === 'string' ? fields.login : '', error: err.message });
+      return renderLogin(ctx, details, { login: typeof fields.login === 'string' ? fields.login : '', error: err.message });
     }
+    attempt.accountId = who.accountId;
+    attempt.deviceId = ensureDeviceId(ctx, deps.secureCookies);
+    // the steps' reads travel with the guard's writes
+    const prepared = flow.prepare(ctx, details, who);
+    await flow.guard.succeeded(attempt);
+    await flow.proceed(ctx, details, who, { prepared });
   });
 
   router.post('/:uid/consent', body, async (ctx) => {
-    const provider = deps.provider();
+    const provider = flow.provider();
     const details = await currentInteraction(provider, ctx, 'consent');
     verifyCsrf(ctx, details.uid, form(ctx).csrf);
     const consent = await approveConsent(provider, details);
-    await finish(ctx, details, { consent }, true);
+    await flow.finish(ctx, details, { consent }, true);
   });
 
   // Cancel / Deny: a POST carrying the interaction's CSRF token, from any
   // interaction page (login, consent, MFA, the forced password change). A GET
   // cancels nothing: a link on another site must not end someone's sign-in.
   router.post('/:uid/abort', body, async (ctx) => {
-    const details = await currentInteraction(deps.provider(), ctx);
+    const details = await currentInteraction(flow.provider(), ctx);
     verifyCsrf(ctx, details.uid, form(ctx).csrf);
-    await finish(ctx, details, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
+    await flow.finish(ctx, details, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
   });
 
   router.get('/:uid/abort', (ctx) => {

@@ -237,6 +237,14 @@ export class DynamoLoginGuard implements LoginGuard {
     await Promise.all(writes);
   }
 
+  /** a first factor proven elsewhere (an upstream IdP): refused while the account is locked; nothing is counted */
+  async accountState(sub: string): Promise<Decision> {
+    const s = await this.state(sub);
+    if (!s.locked) return { allowed: true };
+    this.deps.log.info({ sub, lockout: this.mode, decision: 'deny', reason: s.reason, kind: 'federated' }, 'sign-in refused: account locked');
+    return this.mode === 'dry-run' ? { allowed: true } : { allowed: false, reason: s.reason!, retryAfterSeconds: s.retryAfterSeconds };
+  }
+
   /** the account's lock state, without counting (admin) */
   async state(sub: string, kind: 'password' | 'mfa' = 'password'): Promise<AccountLockState> {
     const spec = this.spec('account', kind);

@@ -2,7 +2,6 @@
 // (src/server.ts) and the CLI (src/lockout/cli.ts). docs/lockout.md tells
 // the whole story: counters, order of work, known devices, dry-run, unlock
 // paths, password policy, events.
-import type Provider from 'oidc-provider';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../logging/index.ts';
 import type { Storage } from '../storage/index.ts';
@@ -11,16 +10,16 @@ import type { Views } from '../http/views.ts';
 import type { AccountStore } from '../accounts/types.ts';
 import type { PasswordHasher } from '../accounts/hasher.ts';
 import type { MessageSender } from '../events/messages.ts';
-import type { LoginStrategy } from '../interactions/strategies/types.ts';
+import type { LoginFlow, LoginPageExtension } from '../interactions/flow.ts';
 import { PasswordPolicy } from '../passwords/policy.ts';
 import { CounterStore, identifierHash } from './counters.ts';
 import { OneTimeCodes } from './codes.ts';
 import { DynamoLoginGuard, type EventsLike } from './guard.ts';
-import { selfServiceRouter, type SecondFactor } from './self-service.ts';
+import { selfServiceRouter } from './self-service.ts';
 import type { HashCalls } from './metered-hasher.ts';
 
 export { meteredHasher } from './metered-hasher.ts';
-export type { LoginGuard } from './types.ts';
+export type { LoginGuard } from '../interactions/guard.ts';
 
 /** keyed hash of an identifier as typed (normalized like the account pointers), for the counters of unknown identifiers */
 export function identifierHasher(keyring: Keyring): (login: string) => string {
@@ -55,11 +54,8 @@ export interface LockoutParts extends GuardParts {
   hasher: PasswordHasher & { calls?: HashCalls };
   messages: MessageSender;
   views: Views;
-  provider: () => Provider;
-  /** the password strategy: the change page checks the current password with it */
-  strategy: LoginStrategy;
-  /** MFA's step after the first factor (src/mfa): the change pages end in a login that passes it */
-  secondFactor?: () => SecondFactor | undefined;
+  /** the login flow: the change page checks the current password with its password strategy, and ends in its steps */
+  flow: LoginFlow;
 }
 
 export function createLockout(p: LockoutParts) {
@@ -68,15 +64,16 @@ export function createLockout(p: LockoutParts) {
   // the list is read once, off the request path
   policy.warm().catch((err: unknown) => p.log.error({ err: { message: (err as Error).message } }, 'common password list not loaded'));
   const router = selfServiceRouter({
-    provider: p.provider, views: p.views, accounts: p.accounts, hasher: p.hasher, strategy: p.strategy,
+    flow: p.flow, views: p.views, accounts: p.accounts, hasher: p.hasher,
     guard, codes, policy, messages: p.messages, events: p.events, log: p.log, identifierHash,
-    secureCookies: p.config.secureCookies, maxAgeSeconds: p.config.passwordPolicy.maxAgeSeconds, secondFactor: p.secondFactor,
+    secureCookies: p.config.secureCookies, maxAgeSeconds: p.config.passwordPolicy.maxAgeSeconds,
   });
   if (p.config.lockout.mode === 'dry-run') p.log.warn({ lockout: 'dry-run' }, 'LOCKOUT_MODE=dry-run: lockout decisions are logged, not enforced');
   return {
     guard, counters, codes, policy, router,
-    /** what the login route needs (InteractionDeps.loginExtras) */
-    loginExtras: { links: router.links, afterLogin: router.afterLogin },
+    /** what lockout adds to the login flow: links under the sign-in form, and the forced change of an expired password */
+    extension: { links: router.links } satisfies LoginPageExtension,
+    expiryStep: router.step,
     /** hash calls so far, when the hasher is metered */
     hashCalls: p.hasher.calls,
   };

@@ -7,15 +7,19 @@
 //   GET/POST /change                        change the password (current one + new one), then signed in
 //   POST     /password                      the forced change of an expired password, after a right one
 //
+// The forced change is a step of the login flow (`password-expiry`,
+// src/interactions/flow.ts): after a right password that has expired, the
+// step answers with the change page, and the change goes on with the steps
+// after it (linking, MFA). The change page ends the same way.
+//
 // Asking for a code always shows the same page, whether or not the address
 // names an account, and whether or not that account is locked; the code is
 // sent in the background, so the answer takes the same time. A code goes only
 // to the account's own verified e-mail address, as typed.
-import { currentInteraction } from '../interactions/current.ts';
+import { currentInteraction, type Details } from '../interactions/current.ts';
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
-import type Provider from 'oidc-provider';
 import type { Logger } from '../logging/index.ts';
 import type { Views } from '../http/views.ts';
 import type { Account, AccountStore } from '../accounts/types.ts';
@@ -25,19 +29,20 @@ import type { MessageSender } from '../events/messages.ts';
 import { csrfToken, verifyCsrf } from '../interactions/csrf.ts';
 import { LoginFailed, UnexpectedPrompt } from '../interactions/errors.ts';
 import { deviceId, ensureDeviceId } from '../interactions/device.ts';
-import type { Authenticated, LoginStrategy } from '../interactions/strategies/types.ts';
+import type { Authenticated } from '../interactions/strategies/types.ts';
+import type { LoginFlow, LoginLink, LoginStep } from '../interactions/flow.ts';
 import { POLICY_MESSAGES, type PasswordPolicy } from '../passwords/policy.ts';
 import { keys } from './counters.ts';
 import type { CodePurpose, OneTimeCodes } from './codes.ts';
 import type { DynamoLoginGuard, EventsLike } from './guard.ts';
-import { TRY_LATER, type Attempt } from './types.ts';
+import { TRY_LATER, type Attempt } from '../interactions/guard.ts';
 
 export interface SelfServiceDeps {
-  provider: () => Provider;
+  /** the login flow: its password strategy checks the current password, and a change goes on with its steps */
+  flow: LoginFlow;
   views: Views;
   accounts: AccountStore;
   hasher: PasswordHasher;
-  strategy: LoginStrategy;
   guard: DynamoLoginGuard;
   codes: OneTimeCodes;
   policy: PasswordPolicy;
@@ -48,17 +53,10 @@ export interface SelfServiceDeps {
   secureCookies: boolean;
   /** PASSWORD_MAX_AGE_SECONDS (0 = passwords do not expire) */
   maxAgeSeconds: number;
-  /**
-   * The step after a right first factor (MFA's MfaLoginStep): the change pages
-   * end in a login, which must pass it like the sign-in form does. It returns
-   * the login result, or undefined when it answered the request itself.
-   */
-  secondFactor?: () => SecondFactor | undefined;
 }
 
-export interface SecondFactor {
-  afterFirstFactor(ctx: Context, details: Details, who: Authenticated): Promise<{ accountId: string; amr: string[]; acr?: string } | undefined>;
-}
+/** the id of the forced-change step in the login flow */
+export const PASSWORD_EXPIRY_STEP = 'password-expiry';
 
 export const SELF_SERVICE_MESSAGES = {
   codeSent: 'If an account uses this address, we have sent a code to it. Enter the code below.',
@@ -72,11 +70,9 @@ export const SELF_SERVICE_MESSAGES = {
 
 const EXPIRED_COOKIE = 'idp.pwexpired';
 
-type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
-
 interface Pending { uid: string; sub: string; amr: string[]; exp: number }
 
-export function selfServiceRouter(deps: SelfServiceDeps): Router & { afterLogin(ctx: Context, uid: string, who: Authenticated): Promise<boolean>; links(uid: string): Array<{ href: string; text: string }> } {
+export function selfServiceRouter(deps: SelfServiceDeps): Router & { step: LoginStep; links(uid: string): LoginLink[] } {
   const router = new Router({ prefix: '/interaction' });
   const body = bodyParser({ enableTypes: ['form'], formLimit: '16kb' });
   const form = (ctx: Context) => ((ctx.request as unknown as { body?: Record<string, unknown> }).body ?? {});
@@ -88,7 +84,7 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { afterLogin(
     await next();
   });
 
-  const loginDetails = (ctx: Context): Promise<Details> => currentInteraction(deps.provider(), ctx, 'login');
+  const loginDetails = (ctx: Context): Promise<Details> => currentInteraction(deps.flow.provider(), ctx, 'login');
 
   const back = (uid: string) => [{ href: `/interaction/${uid}`, text: 'Back to sign in' }];
 
@@ -115,15 +111,8 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { afterLogin(
     return { account, pk: account ? keys.account(account.sub) : keys.identifier(deps.identifierHash(email || '-')) };
   };
 
-  /** a login that proved the first factor: through the second-factor step, when there is one */
-  async function finishLogin(ctx: Context, details: Details, who: Authenticated) {
-    const step = deps.secondFactor?.();
-    const login = step ? await step.afterFirstFactor(ctx, details, who) : { accountId: who.accountId, amr: who.amr };
-    if (!login) return;
-    const to = await deps.provider().interactionResult(ctx.req, ctx.res, { login: { ...login, remember: true } }, { mergeWithLastSubmission: false });
-    ctx.status = 303;
-    ctx.redirect(to);
-  }
+  /** a login whose password is new: the steps after the forced change (linking, MFA), then signed in */
+  const finishLogin = (ctx: Context, details: Details, who: Authenticated) => deps.flow.proceed(ctx, details, who, { after: PASSWORD_EXPIRY_STEP });
 
   /** policy problems of a new password for this account, reuse included */
   async function problems(account: Account, password: string, confirm: string, login?: string): Promise<string[]> {
@@ -293,7 +282,9 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { afterLogin(
     if (!decision.allowed) return changePage(ctx, details.uid, { login, error: TRY_LATER }, 429);
     let who: Authenticated;
     try {
-      who = await deps.strategy.authenticate(ctx, { login, password: str(fields.current) });
+      const password = deps.flow.strategy('password');
+      if (!password?.authenticate) throw new UnexpectedPrompt('change your password');
+      who = await password.authenticate(ctx, { login, password: str(fields.current) });
     } catch (err) {
       if (!(err instanceof LoginFailed)) throw err;
       await deps.guard.failed(attempt);
@@ -364,20 +355,24 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { afterLogin(
       { href: `/interaction/${uid}/change`, text: 'Change your password' },
     ],
     /** after a right password: an expired one must be changed before the login completes */
-    async afterLogin(ctx: Context, uid: string, who: Authenticated): Promise<boolean> {
-      if (deps.maxAgeSeconds <= 0) return false;
-      // the strategy read it (and wrote it, for a legacy login) moments ago
-      const account = who.account ?? await deps.accounts.findBySub(who.accountId);
-      if (!account) return false;
-      const since = Date.parse(account.passwordChangedAt ?? account.createdAt);
-      if (!(Date.now() - since > deps.maxAgeSeconds * 1000)) return false;
-      const pending: Pending = { uid, sub: who.accountId, amr: who.amr, exp: Date.now() + 15 * 60_000 };
-      ctx.cookies.set(EXPIRED_COOKIE, Buffer.from(JSON.stringify(pending)).toString('base64url'), {
-        signed: true, httpOnly: true, secure: deps.secureCookies, sameSite: 'strict', path: '/interaction', maxAge: 15 * 60_000, overwrite: true,
-      });
-      deps.events.emit('password.expired', { sub: who.accountId, requestId: ctx.state.requestId as string | undefined });
-      await expiredPage(ctx, uid);
-      return true;
-    },
+    step: {
+      id: PASSWORD_EXPIRY_STEP,
+      async run(ctx: Context, details: Details, who: Authenticated) {
+        // only a password sign-in can find its password expired
+        if (deps.maxAgeSeconds <= 0 || !who.amr.includes('pwd')) return { done: true };
+        // the strategy read it (and wrote it, for a legacy login) moments ago
+        const account = who.account ?? await deps.accounts.findBySub(who.accountId);
+        if (!account) return { done: true };
+        const since = Date.parse(account.passwordChangedAt ?? account.createdAt);
+        if (!(Date.now() - since > deps.maxAgeSeconds * 1000)) return { done: true };
+        const pending: Pending = { uid: details.uid, sub: who.accountId, amr: who.amr, exp: Date.now() + 15 * 60_000 };
+        ctx.cookies.set(EXPIRED_COOKIE, Buffer.from(JSON.stringify(pending)).toString('base64url'), {
+          signed: true, httpOnly: true, secure: deps.secureCookies, sameSite: 'strict', path: '/interaction', maxAge: 15 * 60_000, overwrite: true,
+        });
+        deps.events.emit('password.expired', { sub: who.accountId, requestId: ctx.state.requestId as string | undefined });
+        await expiredPage(ctx, details.uid);
+        return { done: false };
+      },
+    } satisfies LoginStep,
   });
 }

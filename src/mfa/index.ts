@@ -1,18 +1,17 @@
 // Two-step verification, assembled for the composition root (src/server.ts):
 // the service, the hooks oidc-provider's configuration takes (acr check,
-// account-page client), the step the login POST calls after the password,
+// account-page client), the step it adds to the login flow (the last one),
 // and the routers (second login step, account page). docs/mfa.md.
 import type Router from '@koa/router';
-import type Provider from 'oidc-provider';
 import type { Config } from '../config/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { Views } from '../http/views.ts';
 import type { DynamoAccountStore } from '../accounts/dynamo-store.ts';
-import type { LoginGuard } from '../lockout/types.ts';
+import type { LoginFlow, LoginStep } from '../interactions/flow.ts';
 import { MfaService, type MfaEvents, type MfaSender } from './service.ts';
 import { MfaStore } from './store.ts';
 import type { MfaProviderHooks } from './policy.ts';
-import { mfaInteractionRouter, mfaLoginStep, type MfaLoginStep } from './interaction.ts';
+import { mfaInteractionRouter, mfaLoginStep } from './interaction.ts';
 import { accountRouter } from './account.ts';
 
 export interface MfaParts {
@@ -22,26 +21,20 @@ export interface MfaParts {
   events: MfaEvents;
   messages: MfaSender;
   views: Views;
-  provider: () => Provider;
-  /** the lockout guard (asked lazily: it may be built after the provider) */
-  guard: () => LoginGuard;
+  /** the login flow: MFA is one of its steps, and checks its codes with the flow's guard */
+  flow: LoginFlow;
 }
 
 export interface Mfa {
   service: MfaService;
   hooks: MfaProviderHooks;
-  loginStep: MfaLoginStep;
+  loginStep: LoginStep;
   routers: Router[];
 }
 
 export function createMfa(p: MfaParts): Mfa {
   const service = new MfaService({ store: new MfaStore(p.storage), keys: p.accounts, events: p.events, messages: p.messages, config: p.config.mfa });
-  const guard: LoginGuard = {
-    check: (a) => p.guard().check(a),
-    failed: (a) => p.guard().failed(a),
-    succeeded: (a) => p.guard().succeeded(a),
-  };
-  const deps = { provider: p.provider, views: p.views, accounts: p.accounts, mfa: service, events: p.events, guard, secureCookies: p.config.secureCookies };
+  const deps = { flow: p.flow, views: p.views, accounts: p.accounts, mfa: service, events: p.events, secureCookies: p.config.secureCookies };
   return {
     service,
     hooks: {
@@ -52,7 +45,7 @@ export function createMfa(p: MfaParts): Mfa {
     loginStep: mfaLoginStep(deps),
     routers: [
       mfaInteractionRouter(deps),
-      accountRouter({ provider: p.provider, views: p.views, accounts: p.accounts, mfa: service, issuer: p.config.issuer, secureCookies: p.config.secureCookies }),
+      accountRouter({ provider: p.flow.provider, views: p.views, accounts: p.accounts, mfa: service, issuer: p.config.issuer, secureCookies: p.config.secureCookies }),
     ],
   };
 }

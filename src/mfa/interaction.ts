@@ -1,9 +1,9 @@
-// The second step of a login. After the password strategy succeeded, the
-// login POST (src/interactions/routes.ts) asks `afterFirstFactor` whether MFA
-// is needed: the client asked for urn:idp:acr:mfa (step-up), or its policy
+// The second factor: the last step of the login flow (src/interactions/flow.ts).
+// After the first factor, the step decides whether MFA is needed: the client asked for urn:idp:acr:mfa (step-up), or its policy
 // wants it (required; new_device on a device that is not remembered;
-// optional with an authenticator app enrolled). If not, the login finishes
-// with acr urn:idp:acr:pwd. If so, a flow item records the proven first
+// optional with an authenticator app enrolled), unless the first factor was
+// already multi-factor (an upstream IdP whose MFA its connection trusts:
+// amr has `mfa`). If not, the login finishes with acr urn:idp:acr:pwd. If so, a flow item records the proven first
 // factor for this interaction and the browser goes to /interaction/:uid/mfa:
 //
 //   GET  /interaction/:uid/mfa           the challenge (and the enrolment when no app is set up)
@@ -22,10 +22,11 @@ import { currentInteraction } from '../interactions/current.ts';
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
-import type Provider from 'oidc-provider';
 import type { Views } from '../http/views.ts';
 import type { AccountStore, Account } from '../accounts/types.ts';
-import { TRY_LATER, type LoginGuard, type Attempt } from '../lockout/types.ts';
+import { TRY_LATER, type Attempt } from '../interactions/guard.ts';
+import type { Details } from '../interactions/current.ts';
+import type { LoginFlow, LoginStep } from '../interactions/flow.ts';
 import { csrfToken, verifyCsrf } from '../interactions/csrf.ts';
 import { deviceId, ensureDeviceId } from '../interactions/device.ts';
 import { InteractionError, UnexpectedPrompt } from '../interactions/errors.ts';
@@ -36,16 +37,13 @@ import {
   ACR_MFA, ACR_PWD, MfaCodeRejected, effectivePolicy, mfaAmr, requestsMfa, type MfaMethod, type MfaPolicy,
 } from './types.ts';
 
-type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
-
 export interface MfaInteractionDeps {
-  provider: () => Provider;
+  /** the login flow: its provider, its guard (every code check asks it), and where a proven factor goes on */
+  flow: LoginFlow;
   views: Views;
   accounts: AccountStore;
   mfa: MfaService;
   events: MfaEvents;
-  /** the lockout seam (openGuard until lockout is wired) */
-  guard: LoginGuard;
   secureCookies: boolean;
 }
 
@@ -54,22 +52,6 @@ export interface MfaDecision {
   need: boolean;
   policy: MfaPolicy;
   stepUp: boolean;
-}
-
-/** What the login POST needs: the login result to finish with, or undefined when it redirected to the MFA step. */
-export interface MfaLoginStep {
-  /**
-   * the decision alone: the policy's reads (an enrolled app, a remembered
-   * device), nothing else; the login POST runs it beside its lockout writes
-   */
-  decide(ctx: Context, details: Details, who: Authenticated): Promise<MfaDecision>;
-  /**
-   * `decided`: decide()'s answer for this very login, when the caller has it.
-   * A login result without MFA says under which policy that was decided
-   * (`mfaChecked`), so the resume of this authorization need not ask again
-   * (policy.ts, needsMfaPrompt).
-   */
-  afterFirstFactor(ctx: Context, details: Details, who: Authenticated, decided?: MfaDecision): Promise<{ accountId: string; acr: string; amr: string[]; mfaChecked?: MfaPolicy } | undefined>;
 }
 
 class MfaUnavailable extends InteractionError {
@@ -88,11 +70,12 @@ export function maskPhone(phone: string): string {
   return `••• ${phone.slice(-2)}`;
 }
 
-export function mfaLoginStep(deps: MfaInteractionDeps): MfaLoginStep {
+/** the step of the login flow (its id: `mfa`) */
+export function mfaLoginStep(deps: MfaInteractionDeps): LoginStep {
   const { mfa } = deps;
   // reads only what the policy asks: nothing for off, required or a step-up
   async function decide(ctx: Context, details: Details, who: Authenticated): Promise<MfaDecision> {
-    const client = await deps.provider().Client.find(String(details.params.client_id));
+    const client = await deps.flow.provider().Client.find(String(details.params.client_id));
     const policy = effectivePolicy(client?.metadata().mfa_policy, mfa.config.policy);
     const stepUp = requestsMfa(details.params);
     let need: boolean;
@@ -103,11 +86,17 @@ export function mfaLoginStep(deps: MfaInteractionDeps): MfaLoginStep {
     return { need, policy, stepUp };
   }
   return {
-    decide,
-    async afterFirstFactor(ctx, details, who, decided) {
+    id: 'mfa',
+    prepare: (ctx, details, who) => (who.amr.includes('mfa') ? Promise.resolve(undefined) : decide(ctx, details, who)),
+    // A login result without MFA says under which policy that was decided
+    // (`mfaChecked`), so the resume of this authorization need not ask again
+    // (policy.ts, needsMfaPrompt).
+    async run(ctx, details, who, prepared) {
+      // the first factor was multi-factor already (a trusted upstream's MFA)
+      if (who.amr.includes('mfa')) return { done: true, result: { acr: ACR_MFA } };
       const clientId = String(details.params.client_id);
-      const { need, policy, stepUp } = decided ?? await decide(ctx, details, who);
-      if (!need) return { accountId: who.accountId, acr: ACR_PWD, amr: who.amr, mfaChecked: policy };
+      const { need, policy, stepUp } = await ((prepared as Promise<MfaDecision> | undefined) ?? decide(ctx, details, who));
+      if (!need) return { done: true, result: { acr: ACR_PWD, mfaChecked: policy } };
 
       const now = Math.floor(Date.now() / 1000);
       const flow: FlowItem = {
@@ -119,7 +108,7 @@ export function mfaLoginStep(deps: MfaInteractionDeps): MfaLoginStep {
       await mfa.store.putFlow(flow);
       ctx.status = 303;
       ctx.redirect(`/interaction/${details.uid}/mfa`);
-      return undefined;
+      return { done: false };
     },
   };
 }
@@ -144,7 +133,7 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
 
   /** the interaction (this browser's, at the login prompt) and its MFA flow; undefined after redirecting to the start */
   async function load(ctx: Context): Promise<{ details: Details; flow: FlowItem; account: Account } | undefined> {
-    const details = await currentInteraction(deps.provider(), ctx, 'login');
+    const details = await currentInteraction(deps.flow.provider(), ctx, 'login');
     const flow = await mfa.store.getFlow(details.uid);
     const account = flow ? await deps.accounts.findBySub(flow.sub) : undefined;
     if (!flow || !account || account.status !== 'active') {
@@ -174,7 +163,7 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
     const canEnrol = !hasTotp && mfa.config.methods.includes('totp');
     const ch = channels(account);
     if (!hasTotp && !canEnrol && !ch.email && !ch.sms) throw new MfaUnavailable();
-    const client = await deps.provider().Client.find(flow.clientId);
+    const client = await deps.flow.provider().Client.find(flow.clientId);
     const setup = canEnrol ? await mfa.totpSetup(flow.sub, `login:${flow.uid}`, account.email ?? account.phone ?? flow.sub) : undefined;
     const base = `/interaction/${details.uid}/mfa`;
     ctx.status = extra.status ?? 200;
@@ -208,7 +197,7 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
 
   async function guarded(ctx: Context, details: Details, flow: FlowItem, account: Account, method: MfaMethod, check: () => Promise<boolean | string>, extra: ChallengeExtra = {}): Promise<boolean> {
     const a = attempt(ctx, flow);
-    const decision = await deps.guard.check(a);
+    const decision = await deps.flow.guard.check(a);
     if (!decision.allowed) {
       deps.events.emit('mfa.failed', { sub: flow.sub, clientId: flow.clientId, reason: decision.reason, data: { method } });
       await renderChallenge(ctx, details, flow, account, { ...extra, status: 429, error: tooMany(decision.reason, decision.retryAfterSeconds) });
@@ -216,10 +205,10 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
     }
     const r = await check();
     if (r === true) {
-      await deps.guard.succeeded(a);
+      await deps.flow.guard.succeeded(a);
       return true;
     }
-    const after = await deps.guard.failed(a);
+    const after = await deps.flow.guard.failed(a);
     deps.events.emit('mfa.failed', { sub: flow.sub, clientId: flow.clientId, reason: after.allowed ? 'wrong_code' : after.reason, data: { method } });
     const error = !after.allowed
       ? tooMany(after.reason, after.retryAfterSeconds)
@@ -229,17 +218,13 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
   }
 
   /** the second factor is proven: remember the device when asked, then finish the login with acr mfa */
-  async function complete(ctx: Context, flow: FlowItem, method: MfaMethod, remember: boolean) {
+  async function complete(ctx: Context, details: Details, flow: FlowItem, method: MfaMethod, remember: boolean) {
     if (remember && flow.offerRemember) {
       await mfa.rememberDevice(flow.sub, ensureDeviceId(ctx, deps.secureCookies), ctx.get('user-agent'));
     }
     await mfa.store.deleteFlow(flow.uid);
     deps.events.emit('mfa.succeeded', { sub: flow.sub, clientId: flow.clientId, data: { method, stepUp: flow.stepUp } });
-    const to = await deps.provider().interactionResult(ctx.req, ctx.res, {
-      login: { accountId: flow.sub, acr: ACR_MFA, amr: mfaAmr(flow.amr, method), remember: true },
-    }, { mergeWithLastSubmission: false });
-    ctx.status = 303;
-    ctx.redirect(to);
+    await deps.flow.proceed(ctx, details, { accountId: flow.sub, amr: mfaAmr(flow.amr, method) }, { after: 'mfa', result: { acr: ACR_MFA } });
   }
 
   const wantsRemember = (fields: Record<string, unknown>) => fields.remember === '1' || fields.remember === 'on';
@@ -248,7 +233,7 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
     const l = await load(ctx);
     if (!l) return;
     // the factor was proven and the recovery codes shown: a reload finishes the login
-    if (l.flow.verified) return complete(ctx, l.flow, l.flow.verified.method, l.flow.verified.remember);
+    if (l.flow.verified) return complete(ctx, l.details, l.flow, l.flow.verified.method, l.flow.verified.remember);
     await renderChallenge(ctx, l.details, l.flow, l.account);
   });
 
@@ -256,7 +241,7 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
     const l = await withForm(ctx);
     if (!l) return;
     const ok = await guarded(ctx, l.details, l.flow, l.account, 'totp', () => mfa.verifyTotp(l.flow.sub, l.fields.otp));
-    if (ok) await complete(ctx, l.flow, 'totp', wantsRemember(l.fields));
+    if (ok) await complete(ctx, l.details, l.flow, 'totp', wantsRemember(l.fields));
   });
 
   router.post('/:uid/mfa/recovery', body, async (ctx) => {
@@ -264,7 +249,7 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
     if (!l) return;
     const ok = await guarded(ctx, l.details, l.flow, l.account, 'recovery',
       async () => (await mfa.useRecoveryCode(l.flow.sub, l.fields.otp)).ok || 'That recovery code is not right, or it was already used.');
-    if (ok) await complete(ctx, l.flow, 'recovery', wantsRemember(l.fields));
+    if (ok) await complete(ctx, l.details, l.flow, 'recovery', wantsRemember(l.fields));
   });
 
   router.post('/:uid/mfa/send', body, async (ctx) => {
@@ -293,7 +278,7 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
         throw err;
       }
     }, { sent });
-    if (ok && channel) await complete(ctx, l.flow, channel, wantsRemember(l.fields));
+    if (ok && channel) await complete(ctx, l.details, l.flow, channel, wantsRemember(l.fields));
   });
 
   router.post('/:uid/mfa/enrol', body, async (ctx) => {
@@ -320,7 +305,7 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
     const l = await withForm(ctx);
     if (!l) return;
     if (!l.flow.verified) throw new UnexpectedPrompt('continue');
-    await complete(ctx, l.flow, l.flow.verified.method, l.flow.verified.remember);
+    await complete(ctx, l.details, l.flow, l.flow.verified.method, l.flow.verified.remember);
   });
 
   return router;
