@@ -21,6 +21,7 @@ import { open } from '../src/accounts/crypto.ts';
 import { verifyArgon2 } from '../src/passwords/index.ts';
 import { LegacyPasswordRetired, LoginFailed } from '../src/interactions/errors.ts';
 import type { Keyring } from '../src/keys/types.ts';
+import { keys as lockoutKeys } from '../src/lockout/counters.ts';
 
 interface Listed { sub: string; status: string; pendingReason?: string; sources: string[]; password: string; email?: string; name?: string; merges: string[]; version: number }
 interface Shown {
@@ -267,14 +268,21 @@ describe('accounts: legacy sign-in, upgrade, merge, erasure', function () {
     }
   }
 
-  it('idp users delete --erase destroys the data key and the pointers', async () => {
+  it('idp users delete --erase destroys the data key, the pointers and the lockout items', async () => {
     const bobSub = await subOf('bob@example.com');
     const table = idp.storage.tables.accounts;
+    // a failed sign-in leaves lockout counters under the account: the CLI's erasure takes them too
+    expect(await signIn(idp, rp, 'bob@example.com', 'not the password')).to.deep.equal({ ok: false, error: LoginFailed.MESSAGE });
+    const lockoutItems = async () => (await idp.storage.doc.send(new ScanCommand({
+      TableName: table, FilterExpression: 'pk = :p', ExpressionAttributeValues: { ':p': lockoutKeys.account(bobSub) }, ConsistentRead: true,
+    }))).Items ?? [];
+    expect(await lockoutItems()).to.not.deep.equal([]);
     const item = (await idp.storage.doc.send(new GetCommand({ TableName: table, Key: { pk: `user#${bobSub}`, sk: '_' } }))).Item as { dk: string; blob: string; ptrs: string[] };
     const blobCopy = item.blob;
     const res = await idp.cli('users', 'delete', '--erase', bobSub) as { erased: boolean };
     expect(res.erased).to.equal(true);
     expect(lifecycle().filter((e) => e.type === 'account.erased').map((e) => e.sub)).to.deep.equal([bobSub]);
+    expect(await lockoutItems()).to.deep.equal([]);
 
     const dump = await dumpTables(idp);
     expect(dump).to.not.include(item.dk);

@@ -8,7 +8,8 @@
 //   pk "source#<hmac>"           sk "_"            { sub } | { erased } one per (source, sourceUserId)
 //   pk "merge#<id>"              sk "_"            a merge record (undo data; no personal data in clear)
 //   pk "erased#<sub>"            sk "_"            tombstone of an erased account ({ sub, erasedAt }, and
-//                                                  `sweep` while its lockout and MFA items are being deleted)
+//                                                  `sweep` while the items other capabilities keep for it,
+//                                                  lockout and MFA, are being deleted: erasure.ts)
 //
 // There are no transactions (dynalite has none): every change of an account is
 // ONE conditional write of its item on `version`; pointers are claimed with
@@ -20,9 +21,8 @@ import {
 import type { Storage } from '../storage/index.ts';
 import { asStorageError, isConditionFailed, sendOrUnavailable } from '../storage/errors.ts';
 import { KeyIntegrityError, type Keyring } from '../keys/types.ts';
-import { lockoutPartitions, keys as lockoutKeys } from '../lockout/counters.ts';
-import { factorPk, mfaPartitions } from '../mfa/store.ts';
 import type { PasswordHasher } from './hasher.ts';
+import { checkErasureHooks, type ErasureHook } from './erasure.ts';
 import { blindIndex, BlobIntegrityError, DataKeyCache, dataKeyContext, open, seal } from './crypto.ts';
 import {
   canonical, computeStatus, metadataOf, toAccount, type AccountItem, type Sealed,
@@ -36,6 +36,12 @@ import {
 export interface AccountStoreOptions {
   /** data-key cache bounds (defaults: 10 000 keys, 10 minutes) */
   dataKeyCache?: { maxEntries: number; maxAgeMs: number };
+  /**
+   * what other capabilities keep per account, deleted by erase() (erasure.ts;
+   * src/erasure-hooks.ts has them all). Without hooks erase() deletes the
+   * account and its pointers only.
+   */
+  erasureHooks?: readonly ErasureHook[];
 }
 
 /** A row that cannot be imported, with a reason that names no personal data. */
@@ -96,13 +102,11 @@ interface Tombstone {
   sweep?: string[];
 }
 
-/** the partitions an erasure may empty: lockout's per-account and per-identifier items, MFA's per-account items */
-const ERASABLE_PREFIXES = [lockoutKeys.account(''), lockoutKeys.identifier(''), factorPk('')];
-
 export class DynamoAccountStore implements AccountStore, AccountAdmin {
   private readonly storage: Storage;
   private readonly hasher: PasswordHasher;
   private readonly keyring: Keyring;
+  private readonly erasureHooks: readonly ErasureHook[];
   readonly cache: DataKeyCache;
   /** what each returned Account was read from, so a follow-up write is conditional on exactly that version */
   private readonly origin = new WeakMap<Account, Loaded>();
@@ -111,6 +115,8 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
     this.storage = storage;
     this.hasher = hasher;
     this.keyring = keyring;
+    checkErasureHooks(opts.erasureHooks ?? []);
+    this.erasureHooks = opts.erasureHooks ?? [];
     this.cache = new DataKeyCache(opts.dataKeyCache ?? { maxEntries: 10_000, maxAgeMs: 10 * 60_000 });
   }
 
@@ -725,8 +731,9 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
    * finishes whatever a failed run left:
    *
    *  1. the tombstone `erased#<sub>` is written with `sweep`: the partitions
-   *     of the account's lockout and MFA items, worked out from the record
-   *     (its identifiers are inside the encrypted blob, which step 3 deletes);
+   *     the erasure hooks (lockout, MFA) name for the account, worked out from
+   *     the record (its identifiers are inside the encrypted blob, which step 3
+   *     deletes);
    *  2. login pointers and claims are deleted, source pointers become
    *     `erased` markers, merge records lose their undo snapshots;
    *  3. the account item goes, and with it the wrapped data key;
@@ -735,6 +742,9 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
    *
    * A run that stops in 1-3 leaves the account item, a run that stops in 4-5
    * leaves `sweep`: either way the next run finds the work and finishes it.
+   * A partition in `sweep` under no prefix of this store's hooks (a store
+   * built without them finishing another's run) is not touched and stays in
+   * `sweep`, for a run with the hooks to finish.
    */
   async erase(sub: string): Promise<boolean> {
     const [item, tomb] = await Promise.all([this.get<AccountItem>(`user#${sub}`), this.get<Tombstone>(`erased#${sub}`)]);
@@ -766,22 +776,27 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
       this.cache.delete(sub);
     }
     // only partitions that other capabilities keep per account: never a pointer or a record
-    for (const pk of sweep) if (ERASABLE_PREFIXES.some((p) => pk.startsWith(p))) await this.emptyPartition(pk);
+    const erasable = this.erasureHooks.flatMap((h) => h.prefixes);
+    const left: string[] = [];
+    for (const pk of sweep) {
+      if (erasable.some((p) => pk.startsWith(p))) await this.emptyPartition(pk);
+      else left.push(pk);
+    }
     await this.send(new UpdateCommand({
-      TableName: this.table, Key: { pk: `erased#${sub}`, sk: '_' }, UpdateExpression: 'REMOVE sweep',
-      ConditionExpression: 'attribute_exists(pk)',
+      TableName: this.table, Key: { pk: `erased#${sub}`, sk: '_' }, ConditionExpression: 'attribute_exists(pk)',
+      ...(left.length === 0 ? { UpdateExpression: 'REMOVE sweep' } : { UpdateExpression: 'SET sweep = :l', ExpressionAttributeValues: { ':l': left } }),
     }));
     return true;
   }
 
   /**
-   * The partitions of the items that lockout (src/lockout) and MFA (src/mfa)
-   * keep for this account: under its sub, under the subs of accounts merged
-   * into it by an admin (their undo snapshots go with this erasure, so they
-   * can never come back), and the lockout counters of its e-mail addresses and
-   * phone numbers (keyed hashes of them, from the time they named no account).
+   * The partitions the erasure hooks name for this account (lockout and MFA:
+   * under its sub, under the subs of accounts merged into it by an admin,
+   * whose undo snapshots go with this erasure so they can never come back,
+   * and lockout's counters of its e-mail addresses and phone numbers).
    */
   private async erasurePartitions(item: AccountItem): Promise<string[]> {
+    if (this.erasureHooks.length === 0) return [];
     const identifiers = new Set<string>();
     try {
       const sealed = open<Sealed>(await this.cache.open(this.keyring, item.sub, item.dk), item.sub, item.blob);
@@ -798,12 +813,8 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
       const m = await this.get<MergeItem>(`merge#${id}`);
       if (m?.kind === 'admin' && m.into === item.sub && m.from && !m.undoneAt) subs.push(m.from);
     }
-    const key = this.keyring.blindIndexKey();
-    return union(
-      lockoutPartitions(item.sub, [...identifiers], key),
-      ...subs.slice(1).map((s) => lockoutPartitions(s, [], key)),
-      ...subs.map(mfaPartitions),
-    );
+    const ctx = { sub: item.sub, mergedSubs: subs.slice(1), identifiers: [...identifiers], blindIndexKey: this.keyring.blindIndexKey() };
+    return union(...this.erasureHooks.map((h) => h.partitions(ctx)));
   }
 
   /** deletes every item under one pk; returns how many there were */

@@ -8,6 +8,7 @@ import type { Storage } from '../storage/index.ts';
 import { openKeyring } from '../keys/index.ts';
 import { argon2Hasher } from '../accounts/hasher.ts';
 import { DynamoAccountStore } from '../accounts/dynamo-store.ts';
+import { erasureHooks } from '../erasure-hooks.ts';
 import { importFile, type ImportSummary } from '../accounts/import.ts';
 import { loadLegacySecrets } from '../accounts/legacy-config.ts';
 import { PasswordPolicy } from '../passwords/policy.ts';
@@ -66,6 +67,7 @@ async function withAccounts<T>(kit: CliKit, fn: (store: DynamoAccountStore) => P
     try {
       return await fn(new DynamoAccountStore(s, argon2Hasher(config.argon2), keyring, {
         dataKeyCache: { maxEntries: config.accounts.dataKeyCacheSize, maxAgeMs: config.accounts.dataKeyCacheSeconds * 1000 },
+        erasureHooks: erasureHooks(),
       }));
     } finally {
       (keyring as { close?: () => void }).close?.();

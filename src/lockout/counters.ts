@@ -111,7 +111,7 @@ export function identifierHash(blindIndexKey: Buffer, login: string): string {
 
 /**
  * The partitions of lockout items that belong to one account, for its
- * erasure (src/accounts/dynamo-store.ts): everything under the account's pk
+ * erasure (src/lockout/erasure.ts): everything under the account's pk
  * (counters, known devices, unlock/reset codes and their send counts), and the
  * counters of its e-mail addresses and phone numbers kept while they named no
  * account. The per-IP counters (`lockout#ip#...`) are shared by every account

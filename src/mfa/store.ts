@@ -99,7 +99,7 @@ export const flowPk = (uid: string) => `mfaflow#${uid}`;
 
 /**
  * The partitions of MFA items that belong to one account, for its erasure
- * (src/accounts/dynamo-store.ts): the factors, pending enrolments and
+ * (src/mfa/erasure.ts): the factors, pending enrolments and
  * remembered devices, all under `mfa#<sub>`. A login flow (`mfaflow#<uid>`)
  * is keyed by its interaction, not the account: only a Scan would find it, so
  * it is left to its TTL (the interaction's expiry).

@@ -3,13 +3,18 @@
 // enrolments, remembered devices, the counters of its identifiers from before
 // the account had them, and the items of an account merged into it. Another
 // account's items are untouched. An erasure that fails at any step is
-// finished by running it again. The tables are read directly (Scan).
+// finished by running it again. Lockout and MFA take part through their
+// erasure hooks (src/erasure-hooks.ts): a store built without them erases the
+// account and its pointers only, and leaves a sweep it cannot do to a store
+// with them. The tables are read directly (Scan).
 //
 // Runs on dynalite in `mocha`, and on DynamoDB Local in `npm run test:compat`.
 import { expect } from 'chai';
 import { generate } from 'otplib';
-import { UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoAccountStore } from '../../src/accounts/dynamo-store.ts';
+import { erasureHooks } from '../../src/erasure-hooks.ts';
+import type { ErasureHook } from '../../src/accounts/erasure.ts';
 import { StorageUnavailable } from '../../src/storage/errors.ts';
 import { identifierHash, keys } from '../../src/lockout/counters.ts';
 import type { Attempt } from '../../src/lockout/types.ts';
@@ -166,7 +171,7 @@ describe('account erasure removes the lockout and MFA items of the account', fun
     // how many storage commands a whole erasure sends
     const probe = await person('probe');
     let total = 0;
-    const counting = new DynamoAccountStore({ ...s.storage, doc: { send: (cmd: never) => { total++; return s.storage.doc.send(cmd); } } as unknown as DynamoDBDocumentClient }, s.hasher, s.keyring);
+    const counting = new DynamoAccountStore({ ...s.storage, doc: { send: (cmd: never) => { total++; return s.storage.doc.send(cmd); } } as unknown as DynamoDBDocumentClient }, s.hasher, s.keyring, { erasureHooks: erasureHooks() });
     expect(await counting.erase(probe.sub)).to.equal(true);
     expect(total).to.be.greaterThan(10);
 
@@ -179,7 +184,7 @@ describe('account erasure removes the lockout and MFA items of the account', fun
         doc: {
           send: (cmd: never) => (++sent === k ? Promise.reject(Object.assign(new Error('connection reset'), { name: 'TimeoutError' })) : s.storage.doc.send(cmd)),
         } as unknown as DynamoDBDocumentClient,
-      }, s.hasher, s.keyring);
+      }, s.hasher, s.keyring, { erasureHooks: erasureHooks() });
       const err = await faulty.erase(victim.sub).then(() => undefined, (e: unknown) => e);
       expect(err, `cut at command ${k}`).to.be.instanceOf(StorageUnavailable);
       expect(await s.accounts.erase(victim.sub), `re-run after a cut at command ${k}`).to.equal(true);
@@ -188,6 +193,53 @@ describe('account erasure removes the lockout and MFA items of the account', fun
       expectEveryKind(after, bystander);
       expect(await s.accounts.erase(victim.sub)).to.equal(false);
     }
+  });
+
+  it('without erasure hooks the account and its pointers go but no other item; a sweep it cannot do is left for a store with the hooks', async () => {
+    const bare = new DynamoAccountStore(s.storage, s.hasher, s.keyring);
+    const victim = await person('bare');
+    expect(await bare.erase(victim.sub)).to.equal(true);
+    let mine = itemsOf(await s.scanAccounts(), victim);
+    expect(mine.account).to.deep.equal([]);
+    expect(await s.accounts.findByLogin(victim.email)).to.equal(undefined);
+    expect(mine.lockout).to.deep.equal(EVERY_KIND.lockout);
+    expect(mine.mfa).to.deep.equal(EVERY_KIND.mfa);
+    expect(await bare.erase(victim.sub)).to.equal(false);
+
+    // a store with the hooks cut off right after it wrote the tombstone with its sweep
+    const other = await person('unfinished');
+    const before = await s.scanAccounts();
+    let tombstoneWritten = false;
+    const cut = new DynamoAccountStore({
+      ...s.storage,
+      doc: {
+        send: (cmd: never) => {
+          if (tombstoneWritten) return Promise.reject(Object.assign(new Error('connection reset'), { name: 'TimeoutError' }));
+          tombstoneWritten = (cmd as object) instanceof PutCommand;
+          return s.storage.doc.send(cmd);
+        },
+      } as unknown as DynamoDBDocumentClient,
+    }, s.hasher, s.keyring, { erasureHooks: erasureHooks() });
+    expect(await cut.erase(other.sub).then(() => undefined, (e: unknown) => e)).to.be.instanceOf(StorageUnavailable);
+    // the store without hooks finishes the account but keeps the partitions it has no hook for in `sweep`
+    expect(await bare.erase(other.sub)).to.equal(true);
+    const tomb = (await s.scanAccounts()).find((i) => i.pk === `erased#${other.sub}`);
+    // lockout: the account and its e-mail and phone counters; MFA: the account
+    expect(tomb?.sweep).to.have.length(4);
+    mine = itemsOf(await s.scanAccounts(), other);
+    expect(mine.account).to.deep.equal([]);
+    expect(mine.mfa).to.deep.equal(EVERY_KIND.mfa);
+    // the store with the hooks empties them and completes the tombstone
+    expect(await s.accounts.erase(other.sub)).to.equal(true);
+    expectErased(before, await s.scanAccounts(), [other]);
+  });
+
+  it('a hook whose prefix could reach the store\'s own items is refused', () => {
+    const hook = (prefixes: string[]): ErasureHook => ({ name: 'bad', prefixes, partitions: () => [] });
+    for (const p of ['', 'e', 'user#', 'email#x', 'merge']) {
+      expect(() => new DynamoAccountStore(s.storage, s.hasher, s.keyring, { erasureHooks: [hook([p])] }), p).to.throw(/erasure hook bad/);
+    }
+    expect(() => new DynamoAccountStore(s.storage, s.hasher, s.keyring, { erasureHooks: [...erasureHooks(), hook(['other#'])] })).to.not.throw();
   });
 
   it('a record that no longer opens is erased all the same (its identifier counters are left to their TTL)', async () => {

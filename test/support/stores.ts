@@ -14,6 +14,7 @@ import { createLogger } from '../../src/logging/index.ts';
 import { openKeyring, type Keyring } from '../../src/keys/index.ts';
 import { argon2Hasher } from '../../src/accounts/hasher.ts';
 import { DynamoAccountStore } from '../../src/accounts/dynamo-store.ts';
+import { erasureHooks } from '../../src/erasure-hooks.ts';
 import { createGuard } from '../../src/lockout/index.ts';
 import { meteredHasher, type MeteredHasher } from '../../src/lockout/metered-hasher.ts';
 import type { CounterStore } from '../../src/lockout/counters.ts';
@@ -65,7 +66,7 @@ export async function openStores(backend: TestBackend, env: Record<string, strin
   });
   const keyring = await openKeyring(config, storage);
   const hasher = meteredHasher(argon2Hasher(config.argon2));
-  const accounts = new DynamoAccountStore(storage, hasher, keyring);
+  const accounts = new DynamoAccountStore(storage, hasher, keyring, { erasureHooks: erasureHooks() });
   const events: CapturedEvent[] = [];
   const sink = { emit: (type: string, f: { sub?: string; reason?: string; data?: Record<string, unknown> }) => { events.push({ type, ...f }); } };
   const { guard, counters, codes } = createGuard({ config, storage, keyring, accounts, events: sink, log: createLogger('silent') });
