@@ -32,6 +32,8 @@ import { createEvents, type Events } from './events/index.ts';
 import { createMessageSender, type MessageSender } from './events/messages.ts';
 import { createMfa, type Mfa } from './mfa/index.ts';
 import { createLockout, meteredHasher, type Lockout } from './lockout/index.ts';
+import { createFederation, type Federation } from './federation/index.ts';
+import type { AccountPageSection } from './interactions/account-page.ts';
 
 export interface RunningServer {
   url: string;
@@ -46,6 +48,8 @@ export interface RunningServer {
   mfa: Mfa;
   /** lockout guard, password policy, self-service pages; hashCalls counts argon2 calls */
   lockout: Lockout;
+  /** sign-in through upstream IdPs: the connection store (tests reach it) */
+  federation: Federation;
   close(): Promise<void>;
 }
 
@@ -86,7 +90,8 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     // two-step verification (docs/mfa.md): its login check goes into the provider, its routers into the app
     // the login flow (src/interactions/flow.ts): each capability plugs its strategy, guard, steps and page extensions in below
     const flow = new LoginFlow(() => host.provider);
-    const mfa = createMfa({ config, storage, accounts, events, messages, views, flow });
+    const accountSections: AccountPageSection[] = [];
+    const mfa = createMfa({ config, storage, accounts, events, messages, views, flow, accountSections });
     // outermost: refresh and code exchange prefetch and write together (token-pipeline.ts)
     const adapter = withTokenPipeline(withTokenKindLookup(withClientCache(withSealedClientSecrets(createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc }), () => keyring,
       (clientId, err) => log.error({ event: 'client.secret.integrity', clientId, err: { name: err.name, message: err.message } }, 'sealed client secret refused')), clientCache)));
@@ -96,9 +101,14 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
       legacySecrets: loadLegacySecrets(config), sunset: config.accounts.legacySunset, argon2: config.argon2, log, events,
     });
     const lockout = createLockout({ config, storage, keyring, accounts, hasher, events, messages, log, views, flow });
-    flow.useStrategy(password).useGuard(lockout.guard).useExtension(lockout.extension);
+    // sign-in through upstream IdPs (docs: README, openid-configuration.md)
+    const federation = createFederation({ config, storage, keyring, accounts, flow, views, events, messages, log });
+    accountSections.push(federation.accountSection);
+    flow.useStrategy(password).useStrategy(federation.strategy).useGuard(lockout.guard)
+      .useExtension(federation.extension).useExtension(lockout.extension);
     // the steps after the first factor, in their order
-    flow.useStep(lockout.expiryStep).useStep(mfa.loginStep);
+    flow.useStep(lockout.expiryStep).useStep(federation.linkStep).useStep(mfa.loginStep);
+    const providerMw = host.middleware();
 
     const app = createApp({
       log, views,
@@ -107,8 +117,9 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
       ready: async () => {
         await storage.raw.send(new DescribeTableCommand({ TableName: storage.tables.oidc }), { abortSignal: AbortSignal.timeout(2000) });
       },
-      routers: [interactionRouter({ flow, views, accounts, secureCookies: config.secureCookies }), lockout.router, ...mfa.routers],
-      provider: host.middleware(),
+      routers: [interactionRouter({ flow, views, accounts, secureCookies: config.secureCookies }), lockout.router, ...mfa.routers, ...federation.routers],
+      // upstream logout follows ours (federation/logout.ts)
+      provider: (ctx, next) => federation.middleware(ctx, () => providerMw(ctx, next)),
     });
 
     const server = http.createServer(app.callback());
@@ -132,7 +143,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
 
     let closing: Promise<void> | undefined;
     return {
-      url, server, storage, keyring, host, log, events, messages, lockout, mfa,
+      url, server, storage, keyring, host, log, events, messages, lockout, mfa, federation,
       close() {
         closing ??= (async () => {
           keysRefresh.stop();

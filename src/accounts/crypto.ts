@@ -47,7 +47,7 @@ export function open<T>(key: Buffer, sub: string, blob: string): T {
 }
 
 /** Blind index of one identifier; `kind` separates the e-mail, phone and source spaces. */
-export function blindIndex(key: Buffer, kind: 'email' | 'phone' | 'source', normalized: string): string {
+export function blindIndex(key: Buffer, kind: 'email' | 'phone' | 'source' | 'fed', normalized: string): string {
   return crypto.createHmac('sha256', key).update(`${kind}\0${normalized}`).digest('base64url');
 }
 

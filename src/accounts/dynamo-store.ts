@@ -6,6 +6,7 @@
 //   pk "email#<hmac>"            sk "pending#<sub>" { sub }           claim of a held (pending) account
 //   pk "phone#<hmac>"            sk "_" | "pending#<sub>"             the same for E.164 phones
 //   pk "source#<hmac>"           sk "_"            { sub } | { erased } one per (source, sourceUserId)
+//   pk "fed#<hmac>"              sk "_"            { sub }  one per upstream identity (connection, issuer, subject)
 //   pk "merge#<id>"              sk "_"            a merge record (undo data; no personal data in clear)
 //   pk "erased#<sub>"            sk "_"            tombstone of an erased account ({ sub, erasedAt }, and
 //                                                  `sweep` while the items other capabilities keep for it,
@@ -29,7 +30,8 @@ import {
 } from './record.ts';
 import {
   AccountExists, AccountNotFound, ConcurrentUpdate, isValidEmail, normalizeEmail, normalizePhone,
-  type Account, type AccountAdmin, type AccountStore, type AccountSummary, type ImportOutcome, type ImportRow,
+  FederatedIdentityTaken,
+  type Account, type AccountAdmin, type AccountStore, type FederatedKey, type FederatedLink, type FederationAccounts, type AccountSummary, type ImportOutcome, type ImportRow,
   type LinkedIdentity, type MergeRecord, type NewAccount, type Profile, type SourceMigrationStatus,
 } from './types.ts';
 
@@ -102,7 +104,9 @@ interface Tombstone {
   sweep?: string[];
 }
 
-export class DynamoAccountStore implements AccountStore, AccountAdmin {
+const sameIdentity = (k: FederatedKey) => (l: FederatedKey) => l.connection === k.connection && l.issuer === k.issuer && l.subject === k.subject;
+
+export class DynamoAccountStore implements AccountStore, AccountAdmin, FederationAccounts {
   private readonly storage: Storage;
   private readonly hasher: PasswordHasher;
   private readonly keyring: Keyring;
@@ -130,7 +134,7 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
 
   // ---- keys of pointer items (blind indexes) ----
 
-  private idx(kind: 'email' | 'phone' | 'source', v: string): string {
+  private idx(kind: 'email' | 'phone' | 'source' | 'fed', v: string): string {
     return `${kind}#${blindIndex(this.keyring.blindIndexKey(), kind, v)}`;
   }
 
@@ -372,6 +376,109 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin {
       lastLegacyLogin: { ...(l.item.lastLegacyLogin ?? {}), [used.source]: at },
       passwordMigrated: { source: used.source, scheme: used.scheme, at },
     }));
+  }
+
+  // ---- federated identities (src/federation) ----
+  //
+  // The pointer fed#<hmac(connection, issuer, subject)> names the account;
+  // the account's sealed record lists its links. A link is made pointer
+  // first, record second, so only a pointer whose record names the link
+  // counts; a pointer left by a half-done link or by an account that is gone
+  // may be taken over.
+
+  private fedPk(k: FederatedKey): string {
+    return this.idx('fed', `${k.connection}\0${k.issuer}\0${k.subject}`);
+  }
+
+  async findByFederated(k: FederatedKey): Promise<Account | undefined> {
+    const p = await this.get<Pointer>(this.fedPk(k));
+    if (!p?.sub) return undefined;
+    const a = await this.findBySub(p.sub);
+    return a?.federated.some(sameIdentity(k)) ? a : undefined;
+  }
+
+  /** claims the identity's pointer for `sub`: free, already its own, or left without a record that names it */
+  private async claimFederated(pk: string, sub: string, k: FederatedKey): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (await this.putPointer({ pk, sk: '_', sub }, { expr: 'attribute_not_exists(pk) OR #s = :s', values: { ':s': sub } })) return;
+      const p = await this.get<Pointer>(pk);
+      if (!p?.sub) continue;
+      const owner = await this.findBySub(p.sub);
+      if (owner?.federated.some(sameIdentity(k))) throw new FederatedIdentityTaken(`this ${k.connection} identity is linked to another account`);
+      if (await this.putPointer({ pk, sk: '_', sub }, { expr: '#s = :o', values: { ':o': p.sub } })) return;
+    }
+    throw new FederatedIdentityTaken(`this ${k.connection} identity is being linked concurrently`);
+  }
+
+  async linkFederated(sub: string, link: FederatedKey & { via: FederatedLink['via'] }): Promise<Account> {
+    const pk = this.fedPk(link);
+    await this.claimFederated(pk, sub, link);
+    const entry: FederatedLink = { connection: link.connection, issuer: link.issuer, subject: link.subject, via: link.via, linkedAt: new Date().toISOString() };
+    const saved = await this.mutate(sub, (l) => {
+      const fed = l.sealed.federated ?? [];
+      if (fed.some(sameIdentity(link))) return null;
+      return { sealed: { ...l.sealed, federated: [...fed, entry] }, patch: { ptrs: union(l.item.ptrs ?? [], [PTR(pk, '_')]) } };
+    });
+    if (saved) return this.view(saved);
+    const now = await this.findBySub(sub);
+    if (!now) throw new AccountNotFound(`no account ${sub}`);
+    return now;
+  }
+
+  async unlinkFederated(sub: string, k: FederatedKey): Promise<boolean> {
+    const pk = this.fedPk(k);
+    const saved = await this.mutate(sub, (l) => {
+      const fed = l.sealed.federated ?? [];
+      if (!fed.some(sameIdentity(k))) return null;
+      return { sealed: { ...l.sealed, federated: fed.filter((f) => !sameIdentity(k)(f)) }, patch: { ptrs: (l.item.ptrs ?? []).filter((x) => x !== PTR(pk, '_')) } };
+    });
+    await this.deletePointer(pk, '_', sub);
+    return !!saved;
+  }
+
+  async touchFederated(account: Account, k: FederatedKey): Promise<void> {
+    const l = this.origin.get(account);
+    if (!l) return;
+    const now = new Date().toISOString();
+    const federated = (l.sealed.federated ?? []).map((f) => (sameIdentity(k)(f) ? { ...f, lastLoginAt: now } : f));
+    // conditional on the version read: a concurrent change wins, and the time is simply not recorded
+    await this.save(l, { ...l.sealed, federated }).catch((err) => {
+      if (!(err instanceof ConcurrentUpdate)) throw err;
+    });
+  }
+
+  async createFederated(input: { profile: Profile; link: FederatedKey & { via: FederatedLink['via'] } }): Promise<Account> {
+    const { link } = input;
+    const sub = crypto.randomUUID();
+    const pk = this.fedPk(link);
+    // the identity first: two first sign-ins at once make one account
+    if (!(await this.putPointer({ pk, sk: '_', sub }, { expr: 'attribute_not_exists(pk)' }))) {
+      const existing = await this.findByFederated(link);
+      if (existing) return existing;
+      await this.claimFederated(pk, sub, link);
+    }
+    const p = input.profile;
+    const local: Profile = {
+      ...p,
+      ...(p.email ? { email: normalizeEmail(p.email), emailVerified: p.emailVerified === true } : {}),
+      ...(p.phone ? { phone: normalizePhone(p.phone) ?? p.phone, phoneVerified: p.phoneVerified === true } : {}),
+    };
+    const sealed: Sealed = {
+      local, localOrigin: `federated:${link.connection}`, identities: [],
+      federated: [{ connection: link.connection, issuer: link.issuer, subject: link.subject, via: link.via, linkedAt: new Date().toISOString() }],
+    };
+    // login pointers only where free: an address another account owns is stored, never taken over
+    const claimed: string[] = [];
+    try {
+      for (const t of this.loginTargets(sealed)) {
+        if (await this.putPointer({ pk: t.pk, sk: '_', sub, verified: t.verified }, { expr: 'attribute_not_exists(pk)' })) claimed.push(t.pk);
+      }
+      const l = await this.insert(sub, await this.keyring.newDataKey(dataKeyContext(sub)), sealed, { ptrs: [PTR(pk, '_'), ...claimed.map((c) => PTR(c, '_'))] });
+      return this.view(l);
+    } catch (err) {
+      await Promise.all([pk, ...claimed].map((x) => this.deletePointer(x, '_', sub)));
+      throw err;
+    }
   }
 
   // ---- pointers ----

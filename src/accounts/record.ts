@@ -9,12 +9,16 @@
 // The account status of an imported account is the most restrictive status
 // its sources give (disabled > locked > pending > active), and at least
 // pending while the account is held (an unverified duplicate).
-import type { Account, AccountStatus, LinkedIdentity, Profile } from './types.ts';
+import type { Account, AccountStatus, FederatedLink, LinkedIdentity, Profile } from './types.ts';
 
 /** What the encrypted blob holds. */
 export interface Sealed {
-  /** attributes set here (idp users add), provenance "local" */
+  /** attributes set here (idp users add), provenance "local" (or `localOrigin`) */
   local?: Profile;
+  /** the provenance of `local` when it did not come from an operator: "federated:<connection>" for a just-in-time account */
+  localOrigin?: string;
+  /** upstream identities linked to the account (src/federation); their pointers are in `ptrs` */
+  federated?: FederatedLink[];
   identities: LinkedIdentity[];
   /** argon2id PHC string */
   password?: string;
@@ -47,6 +51,8 @@ export interface AccountItem {
   /** "pk|sk" of every pointer item this account may own (blind-index hashes only) */
   ptrs: string[];
   merges?: string[];
+  /** connection ids of the linked upstream identities (no personal data) */
+  connections?: string[];
 }
 
 export const identityRef = (i: { source: string; sourceUserId: string }) => `${i.source}:${i.sourceUserId}`;
@@ -63,7 +69,7 @@ interface Candidate { ref: string; profile: Profile }
 
 function candidates(sealed: Sealed): Candidate[] {
   return [
-    ...(sealed.local ? [{ ref: 'local', profile: sealed.local }] : []),
+    ...(sealed.local ? [{ ref: sealed.localOrigin ?? 'local', profile: sealed.local }] : []),
     ...sealed.identities.map((i) => ({ ref: identityRef(i), profile: i.profile })),
   ];
 }
@@ -110,6 +116,7 @@ export function toAccount(item: AccountItem, sealed: Sealed): Account {
     passwordHash: sealed.password,
     ...(sealed.passwordChangedAt ? { passwordChangedAt: sealed.passwordChangedAt } : {}),
     identities: sealed.identities,
+    federated: sealed.federated ?? [],
     merges: item.merges ?? [],
     version: item.version,
     createdAt: item.createdAt,
@@ -118,8 +125,9 @@ export function toAccount(item: AccountItem, sealed: Sealed): Account {
 }
 
 /** Plaintext metadata that follows from the sealed content. */
-export function metadataOf(sealed: Sealed): Pick<AccountItem, 'sources' | 'legacySources' | 'hasPassword'> {
+export function metadataOf(sealed: Sealed): Pick<AccountItem, 'sources' | 'legacySources' | 'hasPassword' | 'connections'> {
   return {
+    connections: [...new Set((sealed.federated ?? []).map((f) => f.connection))].sort(),
     // "local" marks attributes of an admin-merged local account, not a legacy source
     sources: [...new Set(sealed.identities.filter((i) => i.source !== 'local').map((i) => i.source))].sort(),
     legacySources: [...new Set(sealed.identities.filter((i) => i.legacy).map((i) => i.source))].sort(),

@@ -42,6 +42,23 @@ export interface LinkedIdentity {
   linkedAt: string;
 }
 
+/**
+ * An identity at an upstream IdP (src/federation), keyed by (connection,
+ * issuer, subject): never by e-mail. Entra's subject is tid:oid.
+ */
+export interface FederatedKey {
+  connection: string;
+  issuer: string;
+  subject: string;
+}
+
+export interface FederatedLink extends FederatedKey {
+  /** how it was linked: a just-in-time account, a proof of the account, the upstream's verified address, an operator */
+  via: 'signup' | 'prove' | 'verified-email' | 'admin';
+  linkedAt: string;
+  lastLoginAt?: string;
+}
+
 export interface Account {
   sub: string;
   status: AccountStatus;
@@ -63,6 +80,8 @@ export interface Account {
   /** when a change or reset last set the password (absent: set at creation or first login) */
   passwordChangedAt?: string;
   identities: LinkedIdentity[];
+  /** upstream identities that sign in to this account (src/federation) */
+  federated: FederatedLink[];
   /** ids of merge records that touched this account */
   merges: string[];
   version: number;
@@ -172,6 +191,29 @@ export interface AccountStore {
    * expectedVersion, conditional on it (throws ConcurrentUpdate).
    */
   changePassword(sub: string, argon2Hash: string, opts: { keepHistory: number; expectedVersion?: number }): Promise<Account>;
+}
+
+/** A federated identity already linked to another account. */
+export class FederatedIdentityTaken extends Error {
+  override name = 'FederatedIdentityTaken';
+}
+
+/** What federation (src/federation) needs of the account store. */
+export interface FederationAccounts {
+  findByFederated(key: FederatedKey): Promise<Account | undefined>;
+  /** links the identity to the account (claiming its pointer first); FederatedIdentityTaken when another account has it */
+  linkFederated(sub: string, link: FederatedKey & { via: FederatedLink['via'] }): Promise<Account>;
+  /** false when the account had no such link */
+  unlinkFederated(sub: string, key: FederatedKey): Promise<boolean>;
+  /** records the link's last use (best effort) */
+  touchFederated(account: Account, key: FederatedKey): Promise<void>;
+  /**
+   * A just-in-time account for an upstream identity: provenance
+   * federated:<connection>, its personal data encrypted like every account's.
+   * It takes the login pointer of its e-mail/phone only where that is free:
+   * an address another account owns is stored, never taken over.
+   */
+  createFederated(input: { profile: Profile; link: FederatedKey & { via: FederatedLink['via'] } }): Promise<Account>;
 }
 
 /** Operator capabilities beside the login path (CLI). */

@@ -28,6 +28,7 @@ export interface OutgoingMessage {
 const TEMPLATES: Record<string, { subject: string; text: string }> = {
   'login-code': { subject: 'Your sign-in code', text: 'Your sign-in code is {code}. It expires in {minutes} minutes. If you did not try to sign in, ignore this message.' },
   'unlock-code': { subject: 'Unlock your account', text: 'Your unlock code is {code}. It expires in {minutes} minutes.' },
+  'link-code': { subject: 'Confirm it is you', text: 'Your code to link a sign-in from {connection} to your account is {code}. It expires in {minutes} minutes. If you did not try to sign in, ignore this message and do not give the code to anyone.' },
   'password-reset': { subject: 'Reset your password', text: 'Your password reset code is {code}. It expires in {minutes} minutes. If you did not ask for it, ignore this message.' },
 };
 

@@ -8,13 +8,13 @@ import type { Views } from './views.ts';
 import { InteractionError } from '../interactions/errors.ts';
 import { isUnavailable } from '../provider/errors.ts';
 
-interface Rendered { status: number; error: string; description: string }
+interface Rendered { status: number; error: string; description: string; links?: Array<{ href: string; text: string }> }
 
 function classify(err: unknown): Rendered {
   if (isUnavailable(err)) {
     return { status: 503, error: 'temporarily_unavailable', description: 'The service is temporarily unavailable. Please try again in a moment.' };
   }
-  if (err instanceof InteractionError) return { status: err.status, error: err.code, description: err.message };
+  if (err instanceof InteractionError) return { status: err.status, error: err.code, description: err.message, links: err.links };
   const e = err as { expose?: boolean; status?: number; error?: string; error_description?: string; message?: string };
   if (e?.expose && e.status && e.status < 500) {
     // oidc-provider errors (SessionNotFound...) and Koa's http errors
@@ -38,7 +38,7 @@ export function errorMiddleware(views: Views, log: Logger) {
         ctx.type = 'html';
         ctx.body = await views.page('error', {
           title: r.status === 503 ? 'Temporarily unavailable' : 'Error',
-          error: r.error, description: r.description, requestId: ctx.state.requestId, status: r.status,
+          error: r.error, description: r.description, requestId: ctx.state.requestId, status: r.status, links: r.links ?? [],
         });
       } else {
         ctx.body = { error: r.error, error_description: r.description };

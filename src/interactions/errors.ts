@@ -3,10 +3,13 @@
 export class InteractionError extends Error {
   readonly status: number;
   readonly code: string;
-  constructor(status: number, code: string, message: string) {
+  /** ways on from the error page (e.g. back to sign-in) */
+  readonly links: Array<{ href: string; text: string }>;
+  constructor(status: number, code: string, message: string, links: Array<{ href: string; text: string }> = []) {
     super(message);
     this.status = status;
     this.code = code;
+    this.links = links;
   }
 }
 

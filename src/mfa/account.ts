@@ -26,12 +26,12 @@ import type { ClientMetadata } from 'oidc-provider';
 import type { Views } from '../http/views.ts';
 import type { AccountStore } from '../accounts/types.ts';
 import { deviceId } from '../interactions/device.ts';
-import { CsrfError, InteractionError } from '../interactions/errors.ts';
+import { InteractionError } from '../interactions/errors.ts';
+import { accountCsrfToken, accountSession, verifyAccountCsrf, type AccountPageSection, type AccountSession } from '../interactions/account-page.ts';
 import type { MfaService } from './service.ts';
 import { ACR_MFA, acrLevel } from './types.ts';
 
 export const ACCOUNT_CLIENT_ID = 'idp-account';
-const CSRF_COOKIE = 'idp.account.csrf';
 const STATE_COOKIE = 'idp.account.state';
 
 /** the static client of the account page (oidc-provider `clients`) */
@@ -54,9 +54,11 @@ export interface AccountPageDeps {
   mfa: MfaService;
   issuer: string;
   secureCookies: boolean;
+  /** what other capabilities add to the page (e.g. linked sign-ins) */
+  sections?: AccountPageSection[];
 }
 
-type Session = Awaited<ReturnType<Provider['Session']['get']>>;
+type Session = AccountSession;
 
 const NEXT_PAGES = new Set(['/account', '/account/totp']);
 
@@ -72,27 +74,9 @@ export function accountRouter(deps: AccountPageDeps): Router {
     await next();
   });
 
-  async function session(ctx: Context): Promise<(Session & { accountId: string }) | undefined> {
-    const s = await deps.provider().Session.get(ctx);
-    return s.accountId ? (s as Session & { accountId: string }) : undefined;
-  }
-
-  function csrf(ctx: Context, s: Session): string {
-    let secret = ctx.cookies.get(CSRF_COOKIE, { signed: true });
-    if (!secret) {
-      secret = crypto.randomBytes(32).toString('base64url');
-      ctx.cookies.set(CSRF_COOKIE, secret, { ...cookieOpts, sameSite: 'strict' });
-    }
-    return crypto.createHmac('sha256', secret).update(`account:${s.uid}`).digest('base64url');
-  }
-
-  function verifyCsrf(ctx: Context, s: Session, submitted: unknown) {
-    const secret = ctx.cookies.get(CSRF_COOKIE, { signed: true });
-    if (!secret || typeof submitted !== 'string') throw new CsrfError();
-    const expected = Buffer.from(crypto.createHmac('sha256', secret).update(`account:${s.uid}`).digest('base64url'));
-    const got = Buffer.from(submitted);
-    if (expected.length !== got.length || !crypto.timingSafeEqual(expected, got)) throw new CsrfError();
-  }
+  const session = (ctx: Context) => accountSession(deps.provider(), ctx);
+  const csrf = (ctx: Context, s: Session) => accountCsrfToken(ctx, s, deps.secureCookies);
+  const verifyCsrf = (ctx: Context, s: Session, submitted: unknown) => verifyAccountCsrf(ctx, s, submitted);
 
   /** recent enough to change factors: within MFA_REAUTH_SECONDS, and with MFA when an app is enrolled */
   async function fresh(s: Session & { accountId: string }): Promise<boolean> {
@@ -122,7 +106,10 @@ export function accountRouter(deps: AccountPageDeps): Router {
       ctx.body = await deps.views.page('account', { title: 'Your account', signedOut: true });
       return;
     }
-    const [account, status] = await Promise.all([deps.accounts.findBySub(s.accountId), mfa.status(s.accountId)]);
+    const [account, status, sections] = await Promise.all([
+      deps.accounts.findBySub(s.accountId), mfa.status(s.accountId),
+      Promise.all((deps.sections ?? []).map((x) => x.render(ctx, s))),
+    ]);
     const here = mfa.currentDeviceId(deviceId(ctx));
     ctx.body = await deps.views.page('account', {
       title: 'Your account',
@@ -131,7 +118,8 @@ export function accountRouter(deps: AccountPageDeps): Router {
       totp: status.totp,
       recoveryRemaining: status.recoveryRemaining,
       devices: status.devices.map((d) => ({ id: d.id, label: d.label, createdAt: d.createdAt.slice(0, 10), expiresAt: new Date(d.expiresAt * 1000).toISOString().slice(0, 10), current: d.id === here })),
-      notice: typeof ctx.query.done === 'string' ? ({ revoked: 'The device was forgotten.', 'revoked-all': 'All remembered devices were forgotten.' } as Record<string, string>)[ctx.query.done] : undefined,
+      sections,
+      notice: typeof ctx.query.done === 'string' ? ({ revoked: 'The device was forgotten.', 'revoked-all': 'All remembered devices were forgotten.', unlinked: 'The sign-in was removed from your account.' } as Record<string, string>)[ctx.query.done] : undefined,
     });
   });
 

@@ -8,6 +8,7 @@ import type { Storage } from '../storage/index.ts';
 import type { Views } from '../http/views.ts';
 import type { DynamoAccountStore } from '../accounts/dynamo-store.ts';
 import type { LoginFlow, LoginStep } from '../interactions/flow.ts';
+import type { AccountPageSection } from '../interactions/account-page.ts';
 import { MfaService, type MfaEvents, type MfaSender } from './service.ts';
 import { MfaStore } from './store.ts';
 import type { MfaProviderHooks } from './policy.ts';
@@ -23,6 +24,8 @@ export interface MfaParts {
   views: Views;
   /** the login flow: MFA is one of its steps, and checks its codes with the flow's guard */
   flow: LoginFlow;
+  /** sections other capabilities add to the account page (read when the page renders) */
+  accountSections?: AccountPageSection[];
 }
 
 export interface Mfa {
@@ -45,7 +48,7 @@ export function createMfa(p: MfaParts): Mfa {
     loginStep: mfaLoginStep(deps),
     routers: [
       mfaInteractionRouter(deps),
-      accountRouter({ provider: p.flow.provider, views: p.views, accounts: p.accounts, mfa: service, issuer: p.config.issuer, secureCookies: p.config.secureCookies }),
+      accountRouter({ provider: p.flow.provider, views: p.views, accounts: p.accounts, mfa: service, issuer: p.config.issuer, secureCookies: p.config.secureCookies, sections: p.accountSections }),
     ],
   };
 }

@@ -78,6 +78,8 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
     ...(deps.mfa ? { clients: [accountClientMetadata(config.issuer)] } : {}),
     conformIdTokenClaims: true,
     responseTypes: ['code'],
+    // idp_hint names a connection (src/federation): the login page goes straight to that upstream IdP
+    extraParams: ['idp_hint'],
     pkce: { required: () => true },
     rotateRefreshToken: true,
     // each kind of opaque token has its own length: lookups by value read one item (token-kinds.ts)
