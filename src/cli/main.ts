@@ -17,6 +17,7 @@ import { validateClient, InvalidClient } from './validate-client.ts';
 import { KEYS_USAGE, keysCommand } from './keys.ts';
 import { MFA_USAGE, runMfaCli } from '../mfa/cli.ts';
 import { LOCKOUT_USAGE, lockoutCommand } from '../lockout/cli.ts';
+import { CONNECTIONS_USAGE, runConnections } from './connections.ts';
 import { MFA_POLICIES, isMfaPolicy } from '../mfa/types.ts';
 import { MFA_CLIENT_METADATA } from '../mfa/policy.ts';
 
@@ -34,6 +35,7 @@ const USAGE: Record<string, string> = {
   'resources list': 'idp resources list [--json]',
   'resources remove': 'idp resources remove --id URI [--json]',
   ...KEYS_USAGE,
+  ...CONNECTIONS_USAGE,
 };
 
 function usageText(): string {
@@ -88,6 +90,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
   const out: Out = { json: false, lines: [], data: undefined };
   if (Object.hasOwn(USERS_USAGE, cmd)) return runUsers(cmd, args, { config, UsageError, withStorage, table });
   if (Object.hasOwn(MFA_USAGE, cmd)) return runMfaCli(cmd, args, { config, UsageError, withStorage, table });
+  if (Object.hasOwn(CONNECTIONS_USAGE, cmd)) return runConnections(cmd, args, { config, UsageError, withStorage, table });
 
   switch (cmd) {
     case 'migrate': {

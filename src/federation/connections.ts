@@ -119,6 +119,26 @@ export function withDefaults(input: ConnectionInput, now = new Date().toISOStrin
   };
 }
 
+/** A connection with a change applied (not yet validated): what ConnectionStore.update saves. */
+export function applyPatch(current: Connection, patch: ConnectionPatch, now = new Date().toISOString()): Connection {
+  const next: Connection = { ...current, updatedAt: now, version: current.version + 1 };
+  for (const [k, v] of Object.entries(patch) as Array<[keyof ConnectionPatch, unknown]>) {
+    if (v === undefined) continue;
+    if (v === null) delete (next as unknown as Record<string, unknown>)[k];
+    else (next as unknown as Record<string, unknown>)[k] = v;
+  }
+  if (patch.domains) next.domains = patch.domains.map((d) => d.trim().toLowerCase());
+  if (patch.tenants) next.tenants = patch.tenants.map((t) => t.trim().toLowerCase());
+  if (typeof patch.hostedDomain === 'string') next.hostedDomain = patch.hostedDomain.trim().toLowerCase();
+  if (patch.claimMapping) next.claimMapping = mergeMapping(current.claimMapping, patch.claimMapping);
+  // a new kind or issuer without a new discovery URL: the default follows (unless one was set by hand)
+  if ((patch.kind || patch.issuer) && !patch.discoveryUrl && current.discoveryUrl === defaultDiscoveryUrl(current.kind, current.issuer)) {
+    next.discoveryUrl = defaultDiscoveryUrl(next.kind, next.issuer);
+  }
+  if (next.clientAuth === 'private_key_jwt') delete next.clientSecret;
+  return next;
+}
+
 /** base with the changes applied; an empty path removes the attribute's mapping */
 function mergeMapping(base: Record<string, string>, changes: Record<string, string> | undefined): Record<string, string> {
   const out = { ...base };
@@ -150,7 +170,7 @@ export function validateConnection(c: Connection): void {
   checkUpstreamUrl(c.issuer.replace(TENANT_PLACEHOLDER, 'tenant'), 'issuer', { noQuery: true });
   if (!c.discoveryUrl) throw new ConnectionInvalid('discovery URL is required');
   if (c.discoveryUrl.includes(TENANT_PLACEHOLDER)) throw new ConnectionInvalid(`discovery URL must not contain ${TENANT_PLACEHOLDER}`);
-  checkUpstreamUrl(c.discoveryUrl, 'discovery URL');
+  if (!checkUpstreamUrl(c.discoveryUrl, 'discovery URL').pathname.includes('/.well-known/')) throw new ConnectionInvalid(`discovery URL must be the document's own URL (with /.well-known/), got "${c.discoveryUrl}"`);
   text(c.clientId, 'client id', 255);
   if (!CLIENT_AUTHS.includes(c.clientAuth)) throw new ConnectionInvalid(`client auth must be one of ${CLIENT_AUTHS.join(', ')}, got "${c.clientAuth}"`);
   if (c.clientAuth === 'private_key_jwt') {
@@ -352,22 +372,7 @@ export class ConnectionStore {
     const stored = await this.read(id);
     if (!stored) throw new ConnectionNotFound(id);
     if (expectedVersion !== undefined && stored.version !== expectedVersion) throw new ConnectionConflict(id);
-    const current = await this.open(stored);
-    const next: Connection = { ...current, updatedAt: new Date().toISOString(), version: current.version + 1 };
-    for (const [k, v] of Object.entries(patch) as Array<[keyof ConnectionPatch, unknown]>) {
-      if (v === undefined) continue;
-      if (v === null) delete (next as unknown as Record<string, unknown>)[k];
-      else (next as unknown as Record<string, unknown>)[k] = v;
-    }
-    if (patch.domains) next.domains = patch.domains.map((d) => d.trim().toLowerCase());
-    if (patch.tenants) next.tenants = patch.tenants.map((t) => t.trim().toLowerCase());
-    if (typeof patch.hostedDomain === 'string') next.hostedDomain = patch.hostedDomain.trim().toLowerCase();
-    if (patch.claimMapping) next.claimMapping = mergeMapping(current.claimMapping, patch.claimMapping);
-    // a new kind or issuer without a new discovery URL: the default follows (unless one was set by hand)
-    if ((patch.kind || patch.issuer) && !patch.discoveryUrl && current.discoveryUrl === defaultDiscoveryUrl(current.kind, current.issuer)) {
-      next.discoveryUrl = defaultDiscoveryUrl(next.kind, next.issuer);
-    }
-    if (next.clientAuth === 'private_key_jwt') delete next.clientSecret;
+    const next = applyPatch(await this.open(stored), patch);
     validateConnection(next);
     await this.checkDomains(next);
     const item = await this.seal(next, stored);

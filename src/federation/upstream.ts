@@ -329,13 +329,21 @@ export class UpstreamClient {
         return client.ClientSecretPost(connection.clientSecret);
       case 'private_key_jwt': {
         const key = connection.signingKey?.privateJwk;
-        if (!key) throw new UpstreamError('discovery', `connection ${connection.id} has no signing key for private_key_jwt`, { connection: connection.id });
-        const cryptoKey = importJWK(key, 'RS256');
+        if (!key) {
+          return () => {
+            throw new UpstreamError('invalid_token', `connection ${connection.id} has no signing key for private_key_jwt`, { connection: connection.id });
+          };
+        }
+        const kid = connection.signingKey!.kid;
         const tokenEndpoint = d.as.token_endpoint!;
-        const sign = (async () => client.PrivateKeyJwt({ key: (await cryptoKey) as never, kid: connection.signingKey!.kid }, {
-          [client.modifyAssertion]: (_header, payload) => { payload.aud = tokenEndpoint; },
-        }))();
-        return async (as, c, body, headers) => (await sign)(as, c, body, headers);
+        let sign: Promise<client.ClientAuth> | undefined;
+        return async (as, c, body, headers) => {
+          sign ??= importJWK(key, 'RS256').then((k) => client.PrivateKeyJwt({ key: k as never, kid }, {
+            // the token endpoint as audience: what Entra, Okta and oidc-provider all accept
+            [client.modifyAssertion]: (_header, payload) => { payload.aud = tokenEndpoint; },
+          }));
+          return (await sign)(as, c, body, headers);
+        };
       }
       default:
         return client.ClientSecretBasic(connection.clientSecret);
