@@ -118,6 +118,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
         await storage.raw.send(new DescribeTableCommand({ TableName: storage.tables.oidc }), { abortSignal: AbortSignal.timeout(2000) });
       },
       routers: [interactionRouter({ flow, views, accounts, secureCookies: config.secureCookies }), lockout.router, ...mfa.routers, ...federation.routers],
+      formActionSources: federation.formActionSources,
       // upstream logout follows ours (federation/logout.ts)
       provider: (ctx, next) => federation.middleware(ctx, () => providerMw(ctx, next)),
     });

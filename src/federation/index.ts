@@ -44,6 +44,8 @@ export interface Federation {
   /** around oidc-provider: upstream logout after ours */
   middleware: Middleware;
   accountSection: AccountPageSection;
+  /** extra CSP form-action sources: plain-http (loopback) upstreams the sign-in buttons lead to */
+  formActionSources(): string[];
 }
 
 export function createFederation(p: FederationParts): Federation {
@@ -72,5 +74,6 @@ export function createFederation(p: FederationParts): Federation {
     routers: [...login.routers, link.router, links.router, logout.router],
     middleware: logout.middleware,
     accountSection: links.section,
+    formActionSources: login.formActionSources,
   };
 }

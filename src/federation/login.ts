@@ -202,6 +202,14 @@ export function federationLogin(deps: FederationLoginDeps) {
     },
   };
 
+  // plain-http upstreams (loopback only: connections.ts refuses others) must be
+  // allowed as form targets, since the sign-in buttons' POST redirects there
+  let httpOrigins: string[] = [];
+  const noteOrigins = (list: Connection[]) => {
+    httpOrigins = [...new Set(list.filter((c) => c.discoveryUrl.startsWith('http:')).map((c) => new URL(c.discoveryUrl).origin))];
+    return list;
+  };
+
   const extension: LoginPageExtension = {
     async beforePage(ctx, details) {
       const idpHint = details.params.idp_hint;
@@ -220,7 +228,7 @@ export function federationLogin(deps: FederationLoginDeps) {
       return true;
     },
     async buttons() {
-      return (await connections.list()).filter((c) => !c.hidden).map((c) => ({
+      return noteOrigins(await connections.list()).filter((c) => !c.hidden).map((c) => ({
         text: c.name, fields: { method: FEDERATION_STRATEGY, connection: c.id },
       }));
     },
@@ -353,5 +361,5 @@ export function federationLogin(deps: FederationLoginDeps) {
     await flow.proceed(ctx, details, who);
   });
 
-  return { strategy, extension, routers: [callbackRouter, interactionRouter], start };
+  return { strategy, extension, routers: [callbackRouter, interactionRouter], start, formActionSources: () => httpOrigins };
 }

@@ -19,12 +19,15 @@ export interface AppDeps {
   ready: () => Promise<void>;
   routers: Router[];
   provider: Koa.Middleware;
+  /** extra form-action sources of the pages' CSP (e.g. loopback upstream IdPs in development) */
+  formActionSources?: () => string[];
 }
 
-const CSP = [
-  "default-src 'none'", "style-src 'self'", "img-src 'self' data: https:", "form-action 'self' https: http://localhost:* http://127.0.0.1:*",
-  "frame-ancestors 'none'", "base-uri 'none'",
+const FORM_ACTION = "form-action 'self' https: http://localhost:* http://127.0.0.1:*";
+const csp = (formAction: string) => [
+  "default-src 'none'", "style-src 'self'", "img-src 'self' data: https:", formAction, "frame-ancestors 'none'", "base-uri 'none'",
 ].join('; ');
+const CSP = csp(FORM_ACTION);
 
 function underPrefix(router: Router, routerMw: ReturnType<Router['routes']> | ReturnType<Router['allowedMethods']>): Koa.Middleware {
   const mw = routerMw as unknown as Koa.Middleware;
@@ -58,7 +61,10 @@ export function createApp(deps: AppDeps): Koa {
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.set('X-Frame-Options', 'DENY');
     await next();
-    if (ctx.response.type === 'text/html') ctx.set('Content-Security-Policy', CSP);
+    if (ctx.response.type === 'text/html') {
+      const extra = deps.formActionSources?.() ?? [];
+      ctx.set('Content-Security-Policy', extra.length ? csp(`${FORM_ACTION} ${extra.join(' ')}`) : CSP);
+    }
   });
 
   app.use(errorMiddleware(deps.views, deps.log));
