@@ -326,6 +326,25 @@ describe('federation upstream client', function () {
       expect(e.detail).to.match(/signature/);
     });
 
+    it('accepts an iss parameter naming the tenant\'s issuer, refuses one of a tenant not allowed', async () => {
+      const c = connection(up, { id: 'entra', tenants: [TENANT_A] });
+      const a = await signIn(rp, c, 'frank@corp.example');
+      a.back.searchParams.set('iss', up.tenantIssuer(TENANT_A));
+      expect((await rp.callback(c, a.back, a.checks)).claims.tid).to.equal(TENANT_A);
+      const b = await signIn(rp, c, 'frank@corp.example');
+      b.back.searchParams.set('iss', up.tenantIssuer(TENANT_B));
+      const tokenHits = up.hits.get('/token') ?? 0;
+      await refused(rp.callback(c, b.back, b.checks), 'tenant');
+      expect(up.hits.get('/token'), 'the code was not sent').to.equal(tokenHits);
+    });
+
+    it('reports the token endpoint\'s refusal (a wrong client secret)', async () => {
+      const c = connection(up, { id: 'entra', tenants: [TENANT_A], clientSecret: 'wrong' });
+      const { back, checks } = await signIn(rp, c, 'frank@corp.example');
+      const e = await refused(rp.callback(c, back, checks), 'upstream_error');
+      expect(e.upstreamError).to.equal('invalid_client');
+    });
+
     it('single tenant: the tenant\'s own discovery document and issuer', async () => {
       const c = connection(up, { id: 'entra-single', issuer: up.tenantIssuer(TENANT_A), discoveryUrl: up.tenantDiscoveryUrl(TENANT_A) });
       const ok = await signIn(rp, c, 'frank@corp.example');

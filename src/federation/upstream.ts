@@ -221,17 +221,17 @@ export class UpstreamClient {
     };
 
     try {
-      let issuer = d.as.issuer;
-      if (isTemplateIssuer(connection.issuer)) issuer = await this.entraFirstPass(connection, url, grant, () => captured);
+      let { issuer, target } = { issuer: d.as.issuer, target: url };
+      if (isTemplateIssuer(connection.issuer)) ({ issuer, target } = await this.entraFirstPass(connection, url, grant, () => captured));
       let tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
       try {
-        tokens = await grant(issuer, url);
+        tokens = await grant(issuer, target);
       } catch (err) {
         // an unknown kid within openid-client's 60 s: one more try with a fresh key set, on the same response
         if (!captured || !isUnknownKid(err) || Date.now() - (d.jwksForcedAt ?? 0) < this.jwksRefetchMinMs) throw err;
         d.jwksForcedAt = Date.now();
         d.jwks = undefined;
-        tokens = await grant(issuer, url);
+        tokens = await grant(issuer, target);
       }
       const claims = tokens.claims() as Record<string, unknown> | undefined;
       if (!claims || !tokens.id_token) throw new UpstreamError('missing_claim', 'token response without an ID token', { connection: connection.id });
@@ -246,13 +246,14 @@ export class UpstreamClient {
 
   /**
    * Entra multi-tenant, first pass: state, `error=` and the code exchange,
-   * stopped once the token response is captured; returns the tenant's issuer.
+   * stopped once the token response is captured; returns the tenant's issuer
+   * and the answer to validate against it.
    */
   private async entraFirstPass(
     connection: Connection, url: URL,
     grant: (issuer: string, target: URL, stopAfterCapture?: boolean) => Promise<unknown>,
     captured: () => Captured | undefined,
-  ): Promise<string> {
+  ): Promise<{ issuer: string; target: URL }> {
     const allowed = connection.tenants ?? [];
     const fill = (tid: string) => connection.issuer.replace(TENANT_PLACEHOLDER, tid);
     const iss = url.searchParams.get('iss');
@@ -268,7 +269,7 @@ export class UpstreamClient {
     }
     const c = captured();
     if (!c) throw new UpstreamError('invalid_token', 'no token response captured', { connection: connection.id });
-    if (c.status !== 200) return connection.issuer; // the second pass reports the upstream's error
+    if (c.status !== 200) return { issuer: connection.issuer, target: first }; // the second pass reports the upstream's error
     let tid: unknown;
     try {
       const body = JSON.parse(c.body) as { id_token?: unknown };
@@ -279,7 +280,7 @@ export class UpstreamClient {
     if (tid === undefined) throw new UpstreamError('missing_claim', 'Entra ID token without tid', { connection: connection.id });
     if (typeof tid !== 'string' || !GUID.test(tid)) throw new UpstreamError('invalid_token', 'Entra ID token with a malformed tid', { connection: connection.id });
     if (!allowed.includes(tid)) throw new UpstreamError('tenant', `tenant ${tid} is not allowed`, { connection: connection.id });
-    return fill(tid);
+    return { issuer: fill(tid), target: url };
   }
 
   /** the checks of each kind on the validated claims */
@@ -434,6 +435,10 @@ export function toUpstreamError(err: unknown, connection: Pick<Connection, 'id'>
   }
   if (err instanceof client.ResponseBodyError) {
     return new UpstreamError('upstream_error', `token endpoint answered ${err.status} error=${err.error}${err.error_description ? ` (${err.error_description})` : ''}`, { ...opts, upstreamError: err.error });
+  }
+  if (err instanceof client.WWWAuthenticateChallengeError) {
+    const code = err.cause[0]?.parameters?.error ?? 'invalid_client';
+    return new UpstreamError('upstream_error', `token endpoint answered ${err.status} with a ${err.cause[0]?.scheme ?? ''} challenge, error=${code}`, { ...opts, upstreamError: code });
   }
   if (err instanceof client.ClientError) {
     const inner = err.cause as { message?: string; cause?: { claim?: string } } | undefined;
