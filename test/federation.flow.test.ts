@@ -57,10 +57,14 @@ describe('federation: sign-in through upstream IdPs', function () {
     idp = await startTestIdp({ MFA_POLICY: 'off' });
     const callback = (id: string) => redirectUriFor(idp.issuer, id);
     const client = (ids: string[]) => ({ client_id: 'our-idp', client_secret: 'upstream-secret-0123456789abcdef', redirect_uris: ids.map(callback), post_logout_redirect_uris: [`${idp.issuer}/federation/logout`] });
-    corp = await startUpstream({ kind: 'oidc', clients: [client(['corp', 'corp-b'])] });
+    corp = await startUpstream({ kind: 'oidc', clients: [client(['corp', 'corp-b', 'corp-mfa'])] });
     other = await startUpstream({ kind: 'oidc', clients: [client(['other'])] });
     entra = await startUpstream({ kind: 'entra', clients: [client(['entra'])] });
-    await addConnection({ id: 'corp', name: 'Corp', kind: 'oidc', issuer: corp.issuer, discoveryUrl: corp.discoveryUrl, domains: ['corp.example'], allowSignup: true, linking: 'prove', upstreamLogout: true });
+    // the operator's command, with the issue's flags: it checks the issuer's discovery document before it saves
+    const added = await idp.cli('connections', 'add', '--id', 'corp', '--name', 'Corp', '--issuer', corp.issuer, '--client-id', 'our-idp',
+      '--client-secret', 'upstream-secret-0123456789abcdef', '--domains', 'corp.example,corp.test', '--linking', 'prove', '--allow-signup', '--upstream-logout') as { redirectUri: string };
+    expect(added.redirectUri).to.equal(callback('corp'));
+    await addConnection({ id: 'corp-mfa', name: 'Corp (MFA trusted)', kind: 'oidc', issuer: corp.issuer, discoveryUrl: corp.discoveryUrl, hidden: true, allowSignup: true, trustUpstreamMfa: true });
     await addConnection({ id: 'corp-b', name: 'Corp B', kind: 'oidc', issuer: corp.issuer, discoveryUrl: corp.discoveryUrl, hidden: true, allowSignup: false, linking: 'prove' });
     await addConnection({ id: 'other', name: 'Other', kind: 'oidc', issuer: other.issuer, discoveryUrl: other.discoveryUrl, allowSignup: true, linking: 'prove' });
     await addConnection({
@@ -262,6 +266,26 @@ describe('federation: sign-in through upstream IdPs', function () {
     });
   });
 
+  describe('operator CLI', () => {
+    it('idp connections links lists a user\'s links; unlink removes one, and the next sign-in must prove the account again', async () => {
+      const sub = (await idp.cli('users', 'add', '--email', 'op@corp.example', '--password', LOCAL_PASSWORD, '--email-verified') as { sub: string }).sub;
+      corp.users.set('op@corp.example', { email: 'op@corp.example', email_verified: true, sub: 'corp-op' });
+      const r = await viaButton('corp', 'op@corp.example', corp.origin);
+      const pw = readForm(r.after.html, 'link-password');
+      await finish(r.ua, r.auth, await page(r.ua, pw.action, { form: { ...pw.fields, password: LOCAL_PASSWORD } }));
+      const links = await idp.cli('connections', 'links', '--sub', sub) as Array<{ connection: string; subject: string; via: string }>;
+      expect(links).to.have.length(1);
+      expect(links[0]).to.include({ connection: 'corp', subject: 'corp-op', via: 'prove' });
+      const refused = await idp.cli('connections', 'unlink', '--sub', sub, '--connection', 'other').then(() => undefined, (err: Error) => err);
+      expect(refused?.message).to.match(/no link to connection other/);
+      expect(await idp.cli('connections', 'unlink', '--sub', sub, '--connection', 'corp')).to.include({ removed: 1 });
+      expect(await idp.cli('connections', 'links', '--sub', sub)).to.deep.equal([]);
+      expect(events().some((e) => e.type === 'federation.unlinked' && e.sub === sub && e.data?.by === 'operator')).to.equal(true);
+      const again = await viaButton('corp', 'op@corp.example', corp.origin);
+      expect(again.after.html).to.contain('Link your account');
+    });
+  });
+
   describe('takeover attempts', () => {
     let victim: string;
     before(async () => {
@@ -382,6 +406,35 @@ describe('federation: sign-in through upstream IdPs', function () {
       const r = await page(ua, back);
       expect(r.url).to.match(/\/mfa$/);
       expect(r.offsite).to.equal(undefined);
+    });
+
+    it('an upstream MFA counts only where the connection trusts it', async () => {
+      corp.users.set('strong@corp.example', { email: 'strong@corp.example', email_verified: true, amr: ['pwd', 'otp', 'mfa'] });
+      const strict = await oidc.discovery(new URL(idp.issuer), 'strict', SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
+      const ua = new UserAgent(idp.issuer);
+      const auth = await authorize({}, strict);
+      const login = await page(ua, auth.url.href);
+      const form = readForm(login.html);
+      const out = await page(ua, form.action, { form: { csrf: form.fields.csrf, method: 'federation', connection: 'corp-mfa' } });
+      const back = await upstreamSignIn(new UserAgent(corp.origin), out.offsite!, 'strong@corp.example');
+      const tokens = await finish(ua, auth, await page(ua, back), strict);
+      expect(tokens.claims()!.acr).to.equal('urn:idp:acr:mfa');
+      expect(tokens.claims()!.amr).to.include.members(['fed', 'mfa']);
+    });
+
+    it('an interaction that is gone when the browser comes back: an error page, no tokens, no 500', async () => {
+      corp.users.set('late@corp.example', { email: 'late@corp.example', email_verified: true });
+      const ua = new UserAgent(idp.issuer);
+      const auth = await authorize();
+      const login = await page(ua, auth.url.href);
+      const form = readForm(login.html);
+      const out = await page(ua, form.action, { form: { csrf: form.fields.csrf, method: 'federation', connection: 'corp' } });
+      const back = await upstreamSignIn(new UserAgent(corp.origin), out.offsite!, 'late@corp.example');
+      for (const name of [...ua.jar.keys()]) if (name.startsWith('idp.interaction')) ua.jar.delete(name);
+      const r = await page(ua, back);
+      expect(r.offsite).to.equal(undefined);
+      expect(r.res.status).to.be.within(400, 499);
+      expect(r.html).to.contain('Something went wrong').and.not.contain(' at ');
     });
 
     it('a locked account gets no tokens through the upstream either', async () => {

@@ -18,6 +18,7 @@ import { KEYS_USAGE, keysCommand } from './keys.ts';
 import { MFA_USAGE, runMfaCli } from '../mfa/cli.ts';
 import { LOCKOUT_USAGE, lockoutCommand } from '../lockout/cli.ts';
 import { CONNECTIONS_USAGE, runConnections } from './connections.ts';
+import { LINKS_USAGE, runLinks } from './links.ts';
 import { MFA_POLICIES, isMfaPolicy } from '../mfa/types.ts';
 import { MFA_CLIENT_METADATA } from '../mfa/policy.ts';
 
@@ -36,6 +37,7 @@ const USAGE: Record<string, string> = {
   'resources remove': 'idp resources remove --id URI [--json]',
   ...KEYS_USAGE,
   ...CONNECTIONS_USAGE,
+  ...LINKS_USAGE,
 };
 
 function usageText(): string {
@@ -91,6 +93,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
   if (Object.hasOwn(USERS_USAGE, cmd)) return runUsers(cmd, args, { config, UsageError, withStorage, table });
   if (Object.hasOwn(MFA_USAGE, cmd)) return runMfaCli(cmd, args, { config, UsageError, withStorage, table });
   if (Object.hasOwn(CONNECTIONS_USAGE, cmd)) return runConnections(cmd, args, { config, UsageError, withStorage, table });
+  if (Object.hasOwn(LINKS_USAGE, cmd)) return runLinks(cmd, args, { config, UsageError, withStorage, table });
 
   switch (cmd) {
     case 'migrate': {

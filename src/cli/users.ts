@@ -60,7 +60,7 @@ function need(kit: CliKit, cmd: string, v: unknown, flag: string): string {
   return v;
 }
 
-async function withAccounts<T>(kit: CliKit, fn: (store: DynamoAccountStore) => Promise<T>): Promise<T> {
+export async function withAccounts<T>(kit: CliKit, fn: (store: DynamoAccountStore) => Promise<T>): Promise<T> {
   const { config } = kit;
   return kit.withStorage(config, async (s) => {
     const keyring = await openKeyring(config, s);
@@ -80,7 +80,7 @@ async function withAccounts<T>(kit: CliKit, fn: (store: DynamoAccountStore) => P
  * .unmerged, .erased), published through the same sink as the server's
  * events (EVENTS_SINK); sub and ids only, never personal data.
  */
-async function lifecycleEvent(kit: CliKit, type: string, fields: { sub: string; data?: Record<string, unknown> }): Promise<void> {
+export async function lifecycleEvent(kit: CliKit, type: string, fields: { sub: string; data?: Record<string, unknown> }): Promise<void> {
   const { config } = kit;
   const events = createEvents({ sink: config.events.sink, sqsQueueUrl: config.events.sqsQueueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, createLogger('silent'));
   try {
