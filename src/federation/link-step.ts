@@ -28,6 +28,7 @@ import { currentInteraction, type Details } from '../interactions/current.ts';
 import { csrfToken, verifyCsrf } from '../interactions/csrf.ts';
 import { deviceId, ensureDeviceId } from '../interactions/device.ts';
 import { LoginFailed, UnexpectedPrompt } from '../interactions/errors.ts';
+import { maskEmail } from '../interactions/mask.ts';
 import { TRY_LATER, type Attempt } from '../interactions/guard.ts';
 import type { LoginFlow, LoginStep } from '../interactions/flow.ts';
 import type { Authenticated } from '../interactions/strategies/types.ts';
@@ -70,11 +71,6 @@ const MESSAGES = {
   tooManyCodes: 'You have asked for too many codes. Start the sign-in again.',
   noAddress: 'This account has no verified e-mail address to send a code to. Use its password instead.',
 };
-
-export function maskEmail(email: string): string {
-  const [local, domain] = email.split('@');
-  return `${local.slice(0, 1)}•••@${domain ?? ''}`;
-}
 
 export function linkStep(deps: LinkStepDeps): { step: LoginStep; router: Router } {
   const table = deps.storage.tables.accounts;

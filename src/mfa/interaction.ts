@@ -30,6 +30,7 @@ import type { LoginFlow, LoginStep } from '../interactions/flow.ts';
 import { csrfToken, verifyCsrf } from '../interactions/csrf.ts';
 import { deviceId, ensureDeviceId } from '../interactions/device.ts';
 import { InteractionError, UnexpectedPrompt } from '../interactions/errors.ts';
+import { maskEmail, maskPhone } from '../interactions/mask.ts';
 import type { Authenticated } from '../interactions/strategies/types.ts';
 import type { MfaEvents, MfaService } from './service.ts';
 import { flowPk, type FlowItem } from './store.ts';
@@ -61,14 +62,6 @@ class MfaUnavailable extends InteractionError {
   }
 }
 
-export function maskEmail(email: string): string {
-  const [local, domain] = email.split('@');
-  return `${local.slice(0, 1)}•••@${domain ?? ''}`;
-}
-
-export function maskPhone(phone: string): string {
-  return `••• ${phone.slice(-2)}`;
-}
 
 /** the step of the login flow (its id: `mfa`) */
 export function mfaLoginStep(deps: MfaInteractionDeps): LoginStep {
