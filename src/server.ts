@@ -119,6 +119,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
       },
       routers: [interactionRouter({ flow, views, accounts, secureCookies: config.secureCookies }), lockout.router, ...mfa.routers, ...federation.routers],
       formActionSources: federation.formActionSources,
+      hsts: config.issuer.startsWith('https:'),
       // upstream logout follows ours (federation/logout.ts)
       provider: (ctx, next) => federation.middleware(ctx, () => providerMw(ctx, next)),
     });

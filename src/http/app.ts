@@ -21,13 +21,25 @@ export interface AppDeps {
   provider: Koa.Middleware;
   /** extra form-action sources of the pages' CSP (e.g. loopback upstream IdPs in development) */
   formActionSources?: () => string[];
+  /** Strict-Transport-Security on every response (the issuer is https) */
+  hsts?: boolean;
 }
 
 const FORM_ACTION = "form-action 'self' https: http://localhost:* http://127.0.0.1:*";
-const csp = (formAction: string) => [
-  "default-src 'none'", "style-src 'self'", "img-src 'self' data: https:", formAction, "frame-ancestors 'none'", "base-uri 'none'",
+/**
+ * The pages' CSP. No script of ours runs anywhere; the only scripts are
+ * oidc-provider's inline auto-submit forms (response_mode=form_post, the
+ * logout step when a user signs in as someone else, end_session without a
+ * session), which it allows by adding their sha256 to an existing
+ * `script-src` (lib/helpers/script_src_sha.js). So the header is set BEFORE
+ * oidc-provider runs, with script-src 'none', and the hashes it added are
+ * kept when the header is rebuilt afterwards: exactly those scripts run.
+ */
+const csp = (formAction: string, scripts: string[]) => [
+  "default-src 'none'", `script-src ${scripts.length ? scripts.join(' ') : "'none'"}`, "style-src 'self'", "img-src 'self' data: https:",
+  formAction, "frame-ancestors 'none'", "base-uri 'none'",
 ].join('; ');
-const CSP = csp(FORM_ACTION);
+const HSTS = 'max-age=31536000; includeSubDomains';
 
 function underPrefix(router: Router, routerMw: ReturnType<Router['routes']> | ReturnType<Router['allowedMethods']>): Koa.Middleware {
   const mw = routerMw as unknown as Koa.Middleware;
@@ -60,10 +72,18 @@ export function createApp(deps: AppDeps): Koa {
     ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.set('X-Frame-Options', 'DENY');
-    await next();
-    if (ctx.response.type === 'text/html') {
-      const extra = deps.formActionSources?.() ?? [];
-      ctx.set('Content-Security-Policy', extra.length ? csp(`${FORM_ACTION} ${extra.join(' ')}`) : CSP);
+    if (deps.hsts) ctx.set('Strict-Transport-Security', HSTS);
+    ctx.set('Content-Security-Policy', csp(FORM_ACTION, []));
+    try {
+      await next();
+    } finally {
+      if (ctx.response.type === 'text/html') {
+        const scripts = /(?:^|;)\s*script-src([^;]*)/.exec(ctx.response.get('Content-Security-Policy'))?.[1].match(/'sha256-[A-Za-z0-9+/=]+'/g) ?? [];
+        const extra = deps.formActionSources?.() ?? [];
+        ctx.set('Content-Security-Policy', csp(extra.length ? `${FORM_ACTION} ${extra.join(' ')}` : FORM_ACTION, scripts));
+      } else {
+        ctx.remove('Content-Security-Policy');
+      }
     }
   });
 
