@@ -116,7 +116,15 @@ export function createApp(deps: AppDeps): Koa {
   });
   // each router is consulted only for paths under its prefix: a token,
   // introspection or JWKS request goes straight to the provider
-  for (const r of deps.routers) app.use(underPrefix(r, r.routes())).use(underPrefix(r, r.allowedMethods()));
+  // a method no route of a path takes (TRACE, PROPFIND, ...) is 405 with Allow, like a known one, never 501
+  const allowed = (r: Router): Koa.Middleware => {
+    const mw = underPrefix(r, r.allowedMethods());
+    return async (ctx, next) => {
+      await mw(ctx, next);
+      if (ctx.status === 501 && ctx.response.get('Allow')) ctx.status = 405;
+    };
+  };
+  for (const r of deps.routers) app.use(underPrefix(r, r.routes())).use(allowed(r));
   app.use(deps.provider);
   return app;
 }

@@ -10,7 +10,23 @@ import { isUnavailable } from '../provider/errors.ts';
 
 interface Rendered { status: number; error: string; description: string; links?: Array<{ href: string; text: string }> }
 
+/** a request body that cannot be read: an unknown Content-Encoding, a broken gzip/deflate stream, a body too large or malformed */
+function bodyError(err: unknown): Rendered | undefined {
+  const e = err as { type?: string; code?: unknown; message?: unknown };
+  if (e?.type === 'encoding.unsupported' || (typeof e?.message === 'string' && e.message.startsWith('Unsupported Content-Encoding'))) {
+    return { status: 415, error: 'invalid_request', description: 'The request body is in an encoding we do not accept.' };
+  }
+  if (e?.type === 'charset.unsupported') return { status: 415, error: 'invalid_request', description: 'The request body is in a character set we do not accept.' };
+  if (e?.type === 'entity.too.large') return { status: 413, error: 'invalid_request', description: 'The request body is too large.' };
+  if ((typeof e?.code === 'string' && e.code.startsWith('Z_')) || e?.type === 'entity.parse.failed' || e?.type === 'request.aborted' || e?.type === 'request.size.invalid') {
+    return { status: 400, error: 'invalid_request', description: 'The request body could not be read.' };
+  }
+  return undefined;
+}
+
 function classify(err: unknown): Rendered {
+  const body = bodyError(err);
+  if (body) return body;
   if (isUnavailable(err)) {
     return { status: 503, error: 'temporarily_unavailable', description: 'The service is temporarily unavailable. Please try again in a moment.' };
   }

@@ -1,0 +1,90 @@
+// What an outside review found (issue: hardening), each with the test that
+// failed before its fix: request bodies that cannot be read are 400/415 (not
+// 500 with a stack trace), unknown methods are 405 with Allow (not 501), HSTS
+// on every response of an https issuer.
+import http from 'node:http';
+import zlib from 'node:zlib';
+import { expect } from 'chai';
+import request from 'supertest';
+import { startTestIdp, type TestIdp } from './support/idp.ts';
+
+function raw(url: string, method: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers }, (res) => {
+      let data = '';
+      res.on('data', (c) => { data += c; });
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: data }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('hardening', function () {
+  this.timeout(30_000);
+  let idp: TestIdp;
+
+  before(async () => {
+    idp = await startTestIdp();
+  });
+
+  after(async () => {
+    await idp?.close();
+  });
+
+  describe('request bodies that cannot be read', () => {
+    const forms = ['/interaction/abc/login', '/interaction/abc/consent', '/interaction/abc/federation/link', '/interaction/abc/reset', '/account/recovery', '/account/links/remove'];
+
+    it('an unknown Content-Encoding is 415 on every form we own, with no stack trace and no error logged', async () => {
+      for (const path of forms) {
+        const before = idp.logs.length;
+        const r = await raw(`${idp.issuer}${path}`, 'POST', { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'bogus', accept: 'text/html' }, 'a=b');
+        expect(r.status, path).to.equal(415);
+        expect(r.body).to.not.match(/at .*\.(ts|js):\d+/);
+        expect(idp.logs.slice(before).some((l) => /"level":50/.test(l)), `${path}: nothing logged as an error`).to.equal(false);
+      }
+    });
+
+    it('a broken or truncated gzip body is 400', async () => {
+      const truncated = zlib.gzipSync(Buffer.from('login=a%40b.c&password=x'.repeat(50))).subarray(0, 20);
+      for (const path of forms) {
+        for (const body of [Buffer.from('not gzip at all'), truncated]) {
+          const r = await raw(`${idp.issuer}${path}`, 'POST', { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' }, body);
+          expect(r.status, path).to.equal(400);
+          expect(JSON.parse(r.body)).to.deep.equal({ error: 'invalid_request', error_description: 'The request body could not be read.' });
+        }
+      }
+    });
+  });
+
+  it('TRACE, PROPFIND and other methods no route takes are 405 with Allow on /account and /interaction', async () => {
+    for (const [method, path] of [['TRACE', '/account'], ['PROPFIND', '/account/totp'], ['MKCOL', '/interaction/abc/login'], ['PROPFIND', '/interaction/abc'], ['TRACE', '/federation/corp/callback']] as const) {
+      const r = await raw(`${idp.issuer}${path}`, method);
+      expect(r.status, `${method} ${path}`).to.equal(405);
+      expect(r.headers.allow, `${method} ${path}`).to.be.a('string').and.not.equal('');
+    }
+  });
+
+  it('no Strict-Transport-Security for an http issuer', async () => {
+    const r = await request(idp.issuer).get('/healthz');
+    expect(r.headers['strict-transport-security']).to.equal(undefined);
+  });
+
+  describe('with an https issuer', () => {
+    let tls: TestIdp;
+    before(async () => {
+      tls = await startTestIdp({ ISSUER: 'https://id.example.test' });
+    });
+    after(async () => {
+      await tls?.close();
+    });
+
+    it('sends Strict-Transport-Security on every response: pages, JSON, errors, health', async () => {
+      const app = request(`http://127.0.0.1:${tls.env.PORT}`);
+      for (const path of ['/healthz', '/jwks', '/.well-known/openid-configuration', '/account', '/nope', '/interaction/abc']) {
+        const r = await app.get(path);
+        expect(r.headers['strict-transport-security'], path).to.equal('max-age=31536000; includeSubDomains');
+      }
+    });
+  });
+});
