@@ -28,6 +28,13 @@ export interface Config {
   logLevel: LogLevel;
   /** number of reverse proxies in front of us whose X-Forwarded-* we trust (0 = none) */
   trustProxyHops: number;
+  /**
+   * OUTBOUND_ALLOW_LOOPBACK: oidc-provider's own outbound requests (back-channel
+   * logout, sector_identifier_uri, jwks_uri of clients) may reach loopback
+   * addresses. Off: its SSRF guard refuses every special-use address. For
+   * development and tests only; private ranges stay refused either way.
+   */
+  outboundAllowLoopback: boolean;
   /** cookies get the Secure flag; defaults to true when the issuer is https */
   secureCookies: boolean;
   argon2: { memoryKiB: number; timeCost: number; parallelism: number };
@@ -169,6 +176,7 @@ export function loadConfig(env: Env = process.env): Config {
     keys: {
       mode: keysMode, kmsKeyId, kmsEndpoint: url(env, 'KMS_ENDPOINT', undefined),
       kmsStartup: oneOf(env, 'KMS_STARTUP', 'fail', ['fail', 'wait'] as const),
+    outboundAllowLoopback: bool(env, 'OUTBOUND_ALLOW_LOOPBACK', false),
       kmsTimeoutMs: int(env, 'KMS_TIMEOUT_MS', 2000, 50, 60_000),
       prepublishSeconds: int(env, 'KEY_PREPUBLISH_SECONDS', 86400, 0, 365 * 86400),
       maxAgeSeconds: int(env, 'KEY_MAX_AGE_SECONDS', 90 * 86400, 0, 10 * 365 * 86400),

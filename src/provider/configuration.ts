@@ -61,6 +61,22 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
   const findResource = resourceCache(registry);
   const cookie = { httpOnly: true, secure: config.secureCookies, sameSite: 'lax' as const, signed: true };
 
+/**
+ * oidc-provider's outbound fetch (lib/helpers/fetch_request.js) goes through
+ * a dispatcher that refuses special-use addresses (SSRF). With
+ * OUTBOUND_ALLOW_LOOPBACK (development, tests), requests to a loopback host
+ * go out without it; every other address keeps the guard.
+ */
+function loopbackAllowingFetch(url: URL | string, options: RequestInit & { dispatcher?: unknown }): Promise<Response> {
+  const host = new URL(url).hostname;
+  const loopback = host === 'localhost' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+  if (loopback) {
+    const { dispatcher: _guard, ...rest } = options;
+    return fetch(url, rest);
+  }
+  return fetch(url, options);
+}
+
   return {
     adapter: deps.adapter,
     jwks: { keys: keyring.signingJwks() as never },
@@ -68,6 +84,7 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
       keys: keyring.cookieKeys(),
       long: cookie,
       short: cookie,
+    ...(config.outboundAllowLoopback ? { fetch: loopbackAllowingFetch as never } : {}),
       names: { session: 'idp.session', interaction: 'idp.interaction', resume: 'idp.resume' },
     },
     scopes: SCOPES,

@@ -46,9 +46,13 @@ export class ProviderHost {
       this.log.error({ requestId: ctx.state?.requestId, err: { name: err.name, message: err.message, stack: err.stack } }, 'provider server_error');
     });
     for (const ev of ['grant.revoked', 'end_session.success', 'backchannel.error', 'grant.error', 'introspection.error', 'revocation.error'] as const) {
-      (provider as unknown as { on(e: string, f: (ctx: { state?: { requestId?: string } }, d: unknown) => void): void }).on(ev, (ctx, detail) => {
-        const d = detail instanceof Error ? { error: (detail as { error?: string }).error ?? detail.name, description: (detail as { error_description?: string }).error_description } : { grantId: typeof detail === 'string' ? detail : undefined };
-        this.log.info({ requestId: ctx?.state?.requestId, event: ev, ...d }, 'provider event');
+      (provider as unknown as { on(e: string, f: (ctx: { state?: { requestId?: string } }, d: unknown, client?: { clientId?: string }) => void): void }).on(ev, (ctx, detail, client) => {
+        // an error's reason is kept: oidc-provider's description, or the message of a network failure (backchannel.error)
+        const d = detail instanceof Error
+          ? { error: (detail as { error?: string }).error ?? detail.name, description: (detail as { error_description?: string }).error_description ?? detail.message, ...(detail.cause instanceof Error ? { cause: detail.cause.message } : {}) }
+          : { grantId: typeof detail === 'string' ? detail : undefined };
+        const level = detail instanceof Error ? 'warn' : 'info';
+        this.log[level]({ requestId: ctx?.state?.requestId, event: ev, ...(client?.clientId ? { clientId: client.clientId } : {}), ...d }, 'provider event');
       });
     }
     this.current = provider;
