@@ -65,6 +65,22 @@ describe('hardening', function () {
     }
   });
 
+  it('introspection: a client sees its own tokens; an API sees tokens for its resource server only when registered as its introspection client; anyone else gets active:false', async () => {
+    const secret = 'introspect-secret-0123456789abcdefgh';
+    await idp.cli('clients', 'add', '--id', 'svc', '--secret', secret, '--grant-types', 'client_credentials');
+    await idp.cli('clients', 'add', '--id', 'orders-api', '--secret', secret, '--grant-types', 'client_credentials');
+    await idp.cli('clients', 'add', '--id', 'nosy', '--secret', secret, '--grant-types', 'client_credentials');
+    await idp.cli('resources', 'add', '--id', 'https://orders.example.test', '--scope', 'orders:read', '--format', 'opaque', '--introspection-client', 'orders-api');
+    const basic = (id: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+    const minted = await request(idp.issuer).post('/token').set('authorization', basic('svc')).type('form')
+      .send({ grant_type: 'client_credentials', scope: 'orders:read', resource: 'https://orders.example.test' });
+    expect(minted.status, JSON.stringify(minted.body)).to.equal(200);
+    const introspect = (as: string) => request(idp.issuer).post('/token/introspection').set('authorization', basic(as)).type('form').send({ token: minted.body.access_token });
+    expect((await introspect('svc')).body).to.include({ active: true, client_id: 'svc' });
+    expect((await introspect('orders-api')).body).to.include({ active: true, aud: 'https://orders.example.test' });
+    expect((await introspect('nosy')).body).to.deep.equal({ active: false });
+  });
+
   it('no Strict-Transport-Security for an http issuer', async () => {
     const r = await request(idp.issuer).get('/healthz');
     expect(r.headers['strict-transport-security']).to.equal(undefined);

@@ -32,7 +32,7 @@ const USAGE: Record<string, string> = {
   ...USERS_USAGE,
   ...MFA_USAGE,
   ...LOCKOUT_USAGE,
-  'resources add': 'idp resources add --id URI --scope "a b" [--format jwt|opaque] [--alg RS256|PS256|ES256|EdDSA] [--ttl SECONDS] [--json]',
+  'resources add': 'idp resources add --id URI --scope "a b" [--format jwt|opaque] [--alg RS256|PS256|ES256|EdDSA] [--ttl SECONDS] [--introspection-client CLIENT_ID ...] [--json]',
   'resources list': 'idp resources list [--json]',
   'resources remove': 'idp resources remove --id URI [--json]',
   ...KEYS_USAGE,
@@ -167,7 +167,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
       return out;
     }
     case 'resources add': {
-      const v = parse(cmd, args, { id: { type: 'string' }, scope: { type: 'string' }, format: { type: 'string' }, alg: { type: 'string' }, ttl: { type: 'string' } });
+      const v = parse(cmd, args, { id: { type: 'string' }, scope: { type: 'string' }, format: { type: 'string' }, alg: { type: 'string' }, ttl: { type: 'string' }, 'introspection-client': { type: 'string', multiple: true } });
       out.json = !!v.json;
       const id = need(cmd, v.id, '--id');
       try {
@@ -183,7 +183,12 @@ export async function run(argv: string[], env: Record<string, string | undefined
       if (alg === 'EdDSA' && format === 'jwt' && config.keys.mode === 'kms-sign') throw new UsageError(`--alg EdDSA is not available with KEYS_MODE=kms-sign (KMS has no Ed25519 keys): use ES256, RS256 or PS256\nusage: ${USAGE[cmd]}`);
       const ttl = v.ttl === undefined ? undefined : Number(v.ttl);
       if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 60 || ttl > 86400)) throw new UsageError(`--ttl must be a whole number of seconds from 60 to 86400\nusage: ${USAGE[cmd]}`);
-      const rs: ResourceServer = { id, scope: need(cmd, v.scope, '--scope'), accessTokenFormat: format, ...(format === 'jwt' ? { jwtAlg: alg as ResourceServer['jwtAlg'] } : {}), ...(ttl ? { accessTokenTTL: ttl } : {}) };
+      const introspectors = (v['introspection-client'] as string[] | undefined) ?? [];
+      if (introspectors.some((c) => !/^[\x21-\x7e]{1,200}$/.test(c))) throw new UsageError(`--introspection-client must be a client id\nusage: ${USAGE[cmd]}`);
+      const rs: ResourceServer = {
+        id, scope: need(cmd, v.scope, '--scope'), accessTokenFormat: format, ...(format === 'jwt' ? { jwtAlg: alg as ResourceServer['jwtAlg'] } : {}), ...(ttl ? { accessTokenTTL: ttl } : {}),
+        ...(introspectors.length ? { introspectionClients: introspectors } : {}),
+      };
       await withStorage(config, (s) => new Registry(s).putResource(rs));
       out.data = rs;
       out.lines.push(`resource server ${id} saved`);
@@ -194,7 +199,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
       out.json = !!v.json;
       const list = await withStorage(config, (s) => new Registry(s).listResources());
       out.data = list;
-      out.lines.push(...table(list as unknown as Array<Record<string, unknown>>, ['id', 'scope', 'accessTokenFormat', 'jwtAlg', 'accessTokenTTL']));
+      out.lines.push(...table(list as unknown as Array<Record<string, unknown>>, ['id', 'scope', 'accessTokenFormat', 'jwtAlg', 'accessTokenTTL', 'introspectionClients']));
       return out;
     }
     case 'resources remove': {

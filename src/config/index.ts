@@ -167,6 +167,7 @@ export function loadConfig(env: Env = process.env): Config {
     tablePrefix: prefix,
     logLevel: oneOf<LogLevel>(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     trustProxyHops: int(env, 'TRUST_PROXY_HOPS', 0, 0, 10),
+    outboundAllowLoopback: bool(env, 'OUTBOUND_ALLOW_LOOPBACK', false),
     secureCookies: bool(env, 'SECURE_COOKIES', issuer.startsWith('https:')),
     argon2: {
       memoryKiB: int(env, 'ARGON2_MEMORY_KIB', 19456, 1024, 4 * 1024 * 1024),
@@ -176,7 +177,6 @@ export function loadConfig(env: Env = process.env): Config {
     keys: {
       mode: keysMode, kmsKeyId, kmsEndpoint: url(env, 'KMS_ENDPOINT', undefined),
       kmsStartup: oneOf(env, 'KMS_STARTUP', 'fail', ['fail', 'wait'] as const),
-    outboundAllowLoopback: bool(env, 'OUTBOUND_ALLOW_LOOPBACK', false),
       kmsTimeoutMs: int(env, 'KMS_TIMEOUT_MS', 2000, 50, 60_000),
       prepublishSeconds: int(env, 'KEY_PREPUBLISH_SECONDS', 86400, 0, 365 * 86400),
       maxAgeSeconds: int(env, 'KEY_MAX_AGE_SECONDS', 90 * 86400, 0, 10 * 365 * 86400),

@@ -56,11 +56,6 @@ function isFirstParty(client: { metadata(): ClientMetadata }): boolean {
   return client.metadata().first_party === true;
 }
 
-export function buildConfiguration(deps: ConfigurationDeps): Configuration {
-  const { config, accounts, keyring, registry, views } = deps;
-  const findResource = resourceCache(registry);
-  const cookie = { httpOnly: true, secure: config.secureCookies, sameSite: 'lax' as const, signed: true };
-
 /**
  * oidc-provider's outbound fetch (lib/helpers/fetch_request.js) goes through
  * a dispatcher that refuses special-use addresses (SSRF). With
@@ -77,14 +72,33 @@ function loopbackAllowingFetch(url: URL | string, options: RequestInit & { dispa
   return fetch(url, options);
 }
 
+/** resource servers by audience (their `audience`, else their id), read at most every 30 s: introspection's policy asks on every call */
+function audienceIndex(registry: Registry, ttlMs = 30_000) {
+  let cached: { at: number; map: Promise<Map<string, ResourceServer>> } | undefined;
+  return () => {
+    if (!cached || Date.now() - cached.at > ttlMs) {
+      const map = registry.listResources().then((list) => new Map(list.map((rs) => [rs.audience ?? rs.id, rs])));
+      map.catch(() => { cached = undefined; });
+      cached = { at: Date.now(), map };
+    }
+    return cached.map;
+  };
+}
+
+export function buildConfiguration(deps: ConfigurationDeps): Configuration {
+  const { config, accounts, keyring, registry, views } = deps;
+  const findResource = resourceCache(registry);
+  const resourcesByAudience = audienceIndex(registry);
+  const cookie = { httpOnly: true, secure: config.secureCookies, sameSite: 'lax' as const, signed: true };
+
   return {
     adapter: deps.adapter,
+    ...(config.outboundAllowLoopback ? { fetch: loopbackAllowingFetch as never } : {}),
     jwks: { keys: keyring.signingJwks() as never },
     cookies: {
       keys: keyring.cookieKeys(),
       long: cookie,
       short: cookie,
-    ...(config.outboundAllowLoopback ? { fetch: loopbackAllowingFetch as never } : {}),
       names: { session: 'idp.session', interaction: 'idp.interaction', resume: 'idp.resume' },
     },
     scopes: SCOPES,
@@ -130,11 +144,21 @@ function loopbackAllowingFetch(url: URL | string, options: RequestInit & { dispa
       devInteractions: { enabled: false },
       // kms-sign: the signing keys are ExternalSigningKey instances (private half in KMS)
       ...(keyring.external ? { externalSigningSupport: { enabled: true, ack: 'experimental-01' } } : {}),
-      // A public client may only introspect or revoke its own tokens; a
-      // confidential client (an API checking bearer tokens) may introspect any.
+      // A client may introspect its own tokens; an API (a confidential client
+      // named as an introspection client of a resource server) may introspect
+      // the access tokens issued for that resource server's audience. Any other
+      // asks get {"active": false}.
       introspection: {
         enabled: true,
-        allowedPolicy: async (ctx, client, token) => client.clientAuthMethod !== 'none' || token.clientId === client.clientId,
+        allowedPolicy: async (_ctx, client, token) => {
+          if (token.clientId === client.clientId) return true;
+          if (client.clientAuthMethod === 'none') return false;
+          const aud = (token as { aud?: string | string[] }).aud;
+          const auds = Array.isArray(aud) ? aud : aud ? [aud] : [];
+          if (auds.length === 0) return false;
+          const byAudience = await resourcesByAudience();
+          return auds.some((a) => byAudience.get(a)?.introspectionClients?.includes(client.clientId) === true);
+        },
       },
       revocation: {
         enabled: true,

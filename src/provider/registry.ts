@@ -19,6 +19,8 @@ export interface ResourceServer {
   jwtAlg?: SigningAlg;
   accessTokenTTL?: number;
   audience?: string;
+  /** confidential clients (the API's own) that may introspect access tokens issued for this resource server */
+  introspectionClients?: string[];
 }
 
 export class Registry {
