@@ -6,6 +6,7 @@ import { loadConfig, ConfigError } from './config/index.ts';
 import { createLogger } from './logging/index.ts';
 import { startServer } from './server.ts';
 import { runPrimary } from './cluster.ts';
+import { recordRunningServer } from './cli/store.ts';
 
 let config;
 try {
@@ -19,6 +20,8 @@ try {
 }
 
 const log = createLogger(config.logLevel);
+// the CLI finds this server's store (and says when it works on another one): src/cli/store.ts
+if (cluster.isPrimary) recordRunningServer(config);
 
 function startupFailed(err: unknown): never {
   log.fatal({ err: { name: (err as Error).name, message: (err as Error).message } }, 'start-up failed');

@@ -15,15 +15,55 @@ import {
   type ClientAuth, type Connection, type ConnectionKind, type ConnectionPatch, type LinkingMode,
 } from '../federation/types.ts';
 import type { CliKit, CliOut } from './users.ts';
+import type { CommandHelp } from './help.ts';
+import { readStdinSecret } from './secrets.ts';
 
 const FIELDS = '[--kind oidc|entra|google] [--discovery-url URL] [--client-auth client_secret_basic|client_secret_post|private_key_jwt] [--scopes "openid email profile"] [--claim ATTR=PATH ...] [--domains a.example,b.example] [--linking off|prove|verified-email] [--tenants T1,T2] [--hosted-domain DOMAIN] [--[no-]allow-signup] [--[no-]trust-email-verified] [--[no-]link-only] [--[no-]hidden] [--[no-]upstream-logout] [--[no-]trust-upstream-mfa]';
 
 export const CONNECTIONS_USAGE: Record<string, string> = {
-  'connections add': `idp connections add --id ID --name NAME --issuer URL --client-id ID (--client-secret SECRET | --client-secret-file PATH) ${FIELDS} [--json]`,
-  'connections update': `idp connections update --id ID [--name NAME] [--issuer URL] [--client-id ID] [--client-secret SECRET | --client-secret-file PATH] ${FIELDS} [--json]  (only the flags given change; --no-FLAG turns a switch off; --tenants "" and --hosted-domain "" clear; --claim ATTR= drops a mapping)`,
+  'connections add': `idp connections add --id ID --name NAME --issuer URL --client-id ID (--client-secret-stdin | --client-secret-file PATH | --client-secret SECRET) ${FIELDS} [--json]`,
+  'connections update': `idp connections update --id ID [--name NAME] [--issuer URL] [--client-id ID] [--client-secret-stdin | --client-secret-file PATH | --client-secret SECRET] ${FIELDS} [--json]  (only the flags given change; --no-FLAG turns a switch off; --tenants "" and --hosted-domain "" clear; --claim ATTR= drops a mapping)`,
   'connections list': 'idp connections list [--json]',
   'connections show': 'idp connections show --id ID [--json]',
   'connections remove': 'idp connections remove --id ID [--json]',
+};
+
+const CONNECTION_FLAGS: Record<string, string> = {
+  '--name NAME': 'the name on the sign-in button ("Continue with NAME")',
+  '--issuer URL': 'the upstream\'s issuer (Entra: may hold {tenantid}); its discovery document is checked first',
+  '--client-id ID': 'our client id at the upstream',
+  '--client-secret-stdin': 'read our client secret at the upstream from stdin (one line)',
+  '--client-secret-file PATH': 'or from a file (its trailing newline dropped)',
+  '--client-secret SECRET': 'or on the command line (avoid: shells and npm keep or echo it)',
+  '--kind oidc|entra|google': 'oidc (default); entra: {tenantid} issuers and --tenants; google: --hosted-domain',
+  '--discovery-url URL': 'a /.well-known/ URL when it is not the issuer\'s',
+  '--client-auth client_secret_basic|client_secret_post|private_key_jwt': 'how we authenticate at its token endpoint; private_key_jwt signs with a key of the connection\'s own',
+  '--scopes "openid email profile"': 'what to ask for',
+  '--claim ATTR=PATH ...': 'map an account attribute from a claim path (ATTR= drops a mapping)',
+  '--domains a.example,b.example': 'e-mail domains it serves: typing such an address goes there (home-realm discovery)',
+  '--linking off|prove|verified-email': 'an existing account with the same e-mail: refuse / ask for its password or an e-mailed code / link when the upstream vouches for the address',
+  '--tenants T1,T2': 'Entra: the tenants allowed ("" clears)',
+  '--hosted-domain DOMAIN': 'Google: the Workspace domain required ("" clears)',
+  '--[no-]allow-signup': 'create accounts just in time',
+  '--[no-]trust-email-verified': 'trust the upstream\'s email_verified for verified-email linking',
+  '--[no-]link-only': 'only identities already linked may sign in',
+  '--[no-]hidden': 'no button; reachable by idp_hint or by domain',
+  '--[no-]upstream-logout': 'our logout also signs the user out upstream',
+  '--[no-]trust-upstream-mfa': 'an upstream amr with MFA counts as our second factor',
+};
+
+export const CONNECTIONS_HELP: Record<string, CommandHelp> = {
+  'connections add': {
+    about: 'Add an upstream identity provider users may sign in with. Its discovery document is fetched and its issuer checked first (unreachable: exit 1); the redirect URI to register at the upstream is printed.',
+    flags: { '--id ID': 'lower-case letters, digits and "-" (used in the callback URL)', ...CONNECTION_FLAGS },
+  },
+  'connections update': {
+    about: 'Change a connection: only the flags given change; --no-FLAG turns a switch off. A changed issuer, discovery URL or kind is checked against its discovery document first.',
+    flags: { '--id ID': 'the connection', ...CONNECTION_FLAGS },
+  },
+  'connections list': { about: 'List the connections (secrets are never printed).' },
+  'connections show': { about: 'Show one connection, with the redirect URI to register (its secret is only said to be set). An unknown id exits 2.', flags: { '--id ID': 'the connection' } },
+  'connections remove': { about: 'Remove a connection. An unknown id exits 2.', flags: { '--id ID': 'the connection' } },
 };
 
 const SWITCHES = {
@@ -37,7 +77,7 @@ const SWITCHES = {
 
 const OPTIONS: ParseArgsConfig['options'] = {
   id: { type: 'string' }, name: { type: 'string' }, kind: { type: 'string' }, issuer: { type: 'string' },
-  'discovery-url': { type: 'string' }, 'client-id': { type: 'string' }, 'client-secret': { type: 'string' },
+  'discovery-url': { type: 'string' }, 'client-id': { type: 'string' }, 'client-secret': { type: 'string' }, 'client-secret-stdin': { type: 'boolean' },
   'client-secret-file': { type: 'string' }, 'client-auth': { type: 'string' }, scopes: { type: 'string' },
   claim: { type: 'string', multiple: true }, domains: { type: 'string' }, linking: { type: 'string' },
   tenants: { type: 'string' }, 'hosted-domain': { type: 'string' },
@@ -69,6 +109,10 @@ export async function runConnections(cmd: string, args: string[], kit: CliKit): 
   const out: CliOut = { json: v.json === true, lines: [], data: undefined };
   const id = typeof v.id === 'string' ? v.id : undefined;
   if (!list && !id) throw usage('missing --id');
+  if (v['client-secret-stdin'] === true) {
+    if (v['client-secret'] !== undefined || v['client-secret-file'] !== undefined) throw usage('--client-secret-stdin, --client-secret-file and --client-secret exclude each other');
+    v['client-secret'] = await readStdinSecret(kit.io, '--client-secret-stdin', usage);
+  }
   const { config } = kit;
 
   return kit.withStorage(config, async (s) => {

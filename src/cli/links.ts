@@ -5,10 +5,19 @@
 // about); events carry only the sub and the connection.
 import { parseArgs } from 'node:util';
 import { withAccounts, lifecycleEvent, type CliKit, type CliOut } from './users.ts';
+import type { CommandHelp } from './help.ts';
 
 export const LINKS_USAGE: Record<string, string> = {
   'connections links': 'idp connections links --sub SUB [--json]',
   'connections unlink': 'idp connections unlink --sub SUB --connection ID [--subject S] [--json]',
+};
+
+export const LINKS_HELP: Record<string, CommandHelp> = {
+  'connections links': { about: 'The upstream identities linked to an account (connection, issuer, subject, when). An unknown sub exits 2.', flags: { '--sub SUB': 'the account\'s subject' } },
+  'connections unlink': {
+    about: 'Remove an account\'s links to a connection (event federation.unlinked). No such link exits 2.',
+    flags: { '--sub SUB': 'the account\'s subject', '--connection ID': 'the connection', '--subject S': 'only the link with this upstream subject' },
+  },
 };
 
 export async function runLinks(cmd: string, args: string[], kit: CliKit): Promise<CliOut> {

@@ -1,8 +1,10 @@
 // `idp <command>`: operator commands against the same storage as the server
 // (the embedded dynalite of DATA_DIR, whether or not the server runs, or
-// DYNAMODB_ENDPOINT). Bad arguments print a usage line and exit 2.
+// DYNAMODB_ENDPOINT; store.ts says which, and refuses to create a store
+// where none is unless --init). Help at every level comes from the usage and
+// help tables (help.ts). Exit codes (help.ts EXIT_CODES): 0 done, 1 failed,
+// 2 usage (bad arguments, refused values, unknown ids).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import crypto from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, ConfigError, type Config } from '../config/index.ts';
@@ -11,24 +13,25 @@ import { prepareStorage } from '../server.ts';
 import { openStorage, type Storage } from '../storage/index.ts';
 import { migrate } from '../../migrations/index.ts';
 import { Registry, type ResourceServer } from '../provider/registry.ts';
-import { openKeyring } from '../keys/index.ts';
-import { runUsers, USERS_USAGE } from './users.ts';
-import { validateClient, InvalidClient } from './validate-client.ts';
+import { runUsers, USERS_HELP, USERS_USAGE } from './users.ts';
+import { InvalidClient } from './validate-client.ts';
+import { CLIENTS_HELP, CLIENTS_USAGE, runClients } from './clients.ts';
+import { HELP, groupUsage, helpRequest, type CommandHelp } from './help.ts';
+import { chooseStore } from './store.ts';
+import type { CliIo } from './secrets.ts';
+import { DEMO_HELP, DEMO_USAGE, runDemo } from './demo.ts';
 import { KEYS_USAGE, keysCommand } from './keys.ts';
 import { MFA_USAGE, runMfaCli } from '../mfa/cli.ts';
-import { LOCKOUT_USAGE, lockoutCommand } from '../lockout/cli.ts';
-import { CONNECTIONS_USAGE, runConnections } from './connections.ts';
-import { LINKS_USAGE, runLinks } from './links.ts';
-import { MFA_POLICIES, isMfaPolicy } from '../mfa/types.ts';
-import { MFA_CLIENT_METADATA } from '../mfa/policy.ts';
+import { LOCKOUT_USAGE, NoSuchAccount, lockoutCommand } from '../lockout/cli.ts';
+import { CONNECTIONS_HELP, CONNECTIONS_USAGE, runConnections } from './connections.ts';
+import { LINKS_HELP, LINKS_USAGE, runLinks } from './links.ts';
+import { CONSENT_HELP, CONSENT_USAGE, runConsent } from './consent.ts';
 
 export class UsageError extends Error {}
 
 const USAGE: Record<string, string> = {
   migrate: 'idp migrate [--json]',
-  'clients add': 'idp clients add --id ID (--secret S | --public) --redirect-uri URI [--redirect-uri URI...] [--post-logout-redirect-uri URI] [--grant-types a,b] [--name NAME] [--first-party] [--backchannel-logout-uri URI] [--mfa-policy off|optional|required|new_device] [--json]',
-  'clients list': 'idp clients list [--json]',
-  'clients remove': 'idp clients remove --id ID [--json]',
+  ...CLIENTS_USAGE,
   ...USERS_USAGE,
   ...MFA_USAGE,
   ...LOCKOUT_USAGE,
@@ -38,7 +41,12 @@ const USAGE: Record<string, string> = {
   ...KEYS_USAGE,
   ...CONNECTIONS_USAGE,
   ...LINKS_USAGE,
+  ...DEMO_USAGE,
+  ...CONSENT_USAGE,
 };
+
+/** what each command and flag means (help.ts); a command missing here still gets a line per flag of its usage */
+const COMMAND_HELP: Record<string, CommandHelp> = { ...HELP, ...CLIENTS_HELP, ...USERS_HELP, ...CONNECTIONS_HELP, ...LINKS_HELP, ...DEMO_HELP, ...CONSENT_HELP };
 
 function usageText(): string {
   return `usage:\n${Object.values(USAGE).map((u) => `  ${u}`).join('\n')}`;
@@ -48,6 +56,10 @@ interface Out {
   json: boolean;
   lines: string[];
   data: unknown;
+  /** exit code when not 0: 1 when the command ran but not everything was done (e.g. rejected import lines) */
+  status?: number;
+  /** lines for stderr: which store was opened, and what the operator should know about it (store.ts) */
+  notes?: string[];
 }
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -83,17 +95,53 @@ async function withStorage<T>(config: Config, fn: (s: Storage) => Promise<T>, op
   }
 }
 
-export async function run(argv: string[], env: Record<string, string | undefined> = process.env): Promise<Out> {
+/**
+ * The store this run works on (store.ts): maybe the running server's
+ * DATA_DIR, maybe refused (thrown when a command first opens storage, so
+ * that bad arguments are still answered first), with notes for stderr.
+ */
+function storeFor(config: Config, env: Record<string, string | undefined>, init: boolean) {
+  let chosen: ReturnType<typeof chooseStore> | undefined;
+  let refused: unknown;
+  try {
+    chosen = chooseStore(config, { dataDirSet: !!env.DATA_DIR, init });
+  } catch (err) {
+    refused = err;
+  }
+  return {
+    config: chosen?.config ?? config,
+    notes: chosen?.notes ?? [],
+    withStorage<T>(cfg: Config, fn: (s: Storage) => Promise<T>, opts?: { migrateFirst?: boolean }): Promise<T> {
+      if (refused) return Promise.reject(refused);
+      return withStorage(cfg, fn, opts);
+    },
+  };
+}
+
+export async function run(argv: string[], env: Record<string, string | undefined> = process.env, io: CliIo = {}): Promise<Out> {
+  const help = helpRequest(argv, USAGE, COMMAND_HELP);
+  if (help?.unknown !== undefined) throw new UsageError(`unknown command "${help.unknown}"\n${usageText()}`);
+  if (help) return { json: false, lines: help.lines, data: undefined };
+  // --init, taken by every command: a new store may be created in DATA_DIR
+  const init = argv.includes('--init');
+  argv = argv.filter((a) => a !== '--init');
   const [group, sub, ...rest] = argv;
-  const cmd = group === 'migrate' ? 'migrate' : `${group ?? ''} ${sub ?? ''}`;
-  const args = group === 'migrate' ? argv.slice(1) : rest;
-  if (!USAGE[cmd]) throw new UsageError(group ? `unknown command "${cmd.trim()}"\n${usageText()}` : usageText());
-  const config = loadConfig(env);
-  const out: Out = { json: false, lines: [], data: undefined };
-  if (Object.hasOwn(USERS_USAGE, cmd)) return runUsers(cmd, args, { config, UsageError, withStorage, table });
-  if (Object.hasOwn(MFA_USAGE, cmd)) return runMfaCli(cmd, args, { config, UsageError, withStorage, table });
-  if (Object.hasOwn(CONNECTIONS_USAGE, cmd)) return runConnections(cmd, args, { config, UsageError, withStorage, table });
-  if (Object.hasOwn(LINKS_USAGE, cmd)) return runLinks(cmd, args, { config, UsageError, withStorage, table });
+  const cmd = group === 'migrate' || group === 'demo' ? group : `${group ?? ''} ${sub ?? ''}`;
+  const args = group === 'migrate' || group === 'demo' ? argv.slice(1) : rest;
+  if (!USAGE[cmd]) throw new UsageError(!group ? usageText() : (sub === undefined && groupUsage(group, USAGE)) || `unknown command "${cmd.trim()}"\n${usageText()}`);
+  const store = storeFor(loadConfig(env), env, init);
+  const config = store.config;
+  const out: Out = { json: false, lines: [], data: undefined, notes: store.notes };
+  const kit = { config, UsageError, withStorage: store.withStorage, table, io };
+  const done = async (p: Promise<Out>): Promise<Out> => ({ ...(await p), notes: store.notes });
+  if (Object.hasOwn(CLIENTS_USAGE, cmd)) return done(runClients(cmd, args, kit));
+  if (cmd === 'demo') return done(runDemo(args, kit));
+  if (Object.hasOwn(CONSENT_USAGE, cmd)) return done(runConsent(cmd, args, kit));
+  if (Object.hasOwn(USERS_USAGE, cmd)) return done(runUsers(cmd, args, kit));
+  if (Object.hasOwn(MFA_USAGE, cmd)) return done(runMfaCli(cmd, args, kit));
+  if (Object.hasOwn(CONNECTIONS_USAGE, cmd)) return done(runConnections(cmd, args, kit));
+  if (Object.hasOwn(LINKS_USAGE, cmd)) return done(runLinks(cmd, args, kit));
+  const withStorage = store.withStorage;
 
   switch (cmd) {
     case 'migrate': {
@@ -102,68 +150,6 @@ export async function run(argv: string[], env: Record<string, string | undefined
       const r = await withStorage(config, (s) => migrate(s), { migrateFirst: false });
       out.data = r;
       out.lines.push(r.from === r.to ? `schema is up to date (version ${r.to})` : `migrated schema from version ${r.from} to ${r.to}`);
-      return out;
-    }
-    case 'clients add': {
-      const v = parse(cmd, args, {
-        id: { type: 'string' }, secret: { type: 'string' }, public: { type: 'boolean' }, name: { type: 'string' },
-        'redirect-uri': { type: 'string', multiple: true }, 'post-logout-redirect-uri': { type: 'string', multiple: true },
-        'grant-types': { type: 'string' }, 'first-party': { type: 'boolean' }, 'backchannel-logout-uri': { type: 'string' },
-        'mfa-policy': { type: 'string' },
-      });
-      out.json = !!v.json;
-      const id = need(cmd, v.id, '--id');
-      if (v.public && v.secret) throw new UsageError(`--secret and --public exclude each other\nusage: ${USAGE[cmd]}`);
-      // the client's `mfa_policy` metadata (as in SEED_FILE); without it, MFA_POLICY applies
-      const mfaPolicy = v['mfa-policy'];
-      if (mfaPolicy !== undefined && !isMfaPolicy(mfaPolicy)) throw new UsageError(`--mfa-policy must be one of ${MFA_POLICIES.join(', ')}, got "${String(mfaPolicy)}"\nusage: ${USAGE[cmd]}`);
-      const grantTypes = (typeof v['grant-types'] === 'string' ? v['grant-types'] : 'authorization_code,refresh_token').split(',').map((g) => g.trim()).filter(Boolean);
-      const redirectUris = (v['redirect-uri'] as string[] | undefined) ?? [];
-      if (grantTypes.includes('authorization_code') && redirectUris.length === 0) throw new UsageError(`authorization_code needs at least one --redirect-uri\nusage: ${USAGE[cmd]}`);
-      const secret = v.public ? undefined : (v.secret as string | undefined) ?? crypto.randomBytes(32).toString('base64url');
-      const metadata: Record<string, unknown> = {
-        client_id: id,
-        ...(v.name ? { client_name: v.name } : {}),
-        grant_types: grantTypes,
-        response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
-        redirect_uris: redirectUris,
-        ...(v['post-logout-redirect-uri'] ? { post_logout_redirect_uris: v['post-logout-redirect-uri'] } : {}),
-        ...(v['backchannel-logout-uri'] ? { backchannel_logout_uri: v['backchannel-logout-uri'] } : {}),
-        token_endpoint_auth_method: v.public ? 'none' : 'client_secret_basic',
-        ...(secret ? { client_secret: secret } : {}),
-        first_party: !!v['first-party'],
-        ...(mfaPolicy ? { [MFA_CLIENT_METADATA]: mfaPolicy } : {}),
-      };
-      await withStorage(config, async (s) => {
-        const keyring = await openKeyring(config, s);
-        try {
-          await validateClient(config, s, metadata, keyring);
-          await new Registry(s, { keyring }).putClient(metadata as never);
-        } finally {
-          keyring.close();
-        }
-      });
-      out.data = { client_id: id, client_secret: secret, public: !!v.public };
-      out.lines.push(`client ${id} saved`);
-      if (secret && !v.secret) out.lines.push(`client_secret: ${secret}  (shown once; store it now)`);
-      return out;
-    }
-    case 'clients list': {
-      const v = parse(cmd, args, {});
-      out.json = !!v.json;
-      const clients = await withStorage(config, (s) => new Registry(s).listClients());
-      const safe = clients.map(({ client_secret, client_secret_sealed, ...c }) => ({ ...c, has_secret: client_secret !== undefined || client_secret_sealed !== undefined }));
-      out.data = safe;
-      out.lines.push(...table(safe.map((c) => ({ id: c.client_id, name: c.client_name, auth: c.token_endpoint_auth_method, grants: c.grant_types, first_party: (c as Record<string, unknown>).first_party, mfa_policy: (c as Record<string, unknown>)[MFA_CLIENT_METADATA], redirect_uris: c.redirect_uris })), ['id', 'name', 'auth', 'grants', 'first_party', 'mfa_policy', 'redirect_uris']));
-      return out;
-    }
-    case 'clients remove': {
-      const v = parse(cmd, args, { id: { type: 'string' } });
-      out.json = !!v.json;
-      const id = need(cmd, v.id, '--id');
-      const removed = await withStorage(config, (s) => new Registry(s).removeClient(id));
-      out.data = { client_id: id, removed };
-      out.lines.push(removed ? `client ${id} removed` : `no client ${id}`);
       return out;
     }
     case 'resources add': {
@@ -207,34 +193,45 @@ export async function run(argv: string[], env: Record<string, string | undefined
       out.json = !!v.json;
       const id = need(cmd, v.id, '--id');
       const removed = await withStorage(config, (s) => new Registry(s).removeResource(id));
+      if (!removed) throw new UsageError(`no resource server ${id}`);
       out.data = { id, removed };
-      out.lines.push(removed ? `resource server ${id} removed` : `no resource server ${id}`);
+      out.lines.push(`resource server ${id} removed`);
       return out;
     }
     case 'keys list':
     case 'keys rotate':
-      return keysCommand(cmd, args, config, { parse, withStorage, table, usage: (c, m) => new UsageError(`${m}\nusage: ${USAGE[c]}`) });
+      return done(keysCommand(cmd, args, config, { parse, withStorage, table, usage: (c, m) => new UsageError(`${m}\nusage: ${USAGE[c]}`) }));
     case 'users unlock':
-      return lockoutCommand(cmd, args, config, { parse, withStorage, usage: (c, m) => new UsageError(`${m}\nusage: ${USAGE[c]}`) });
+      return done(lockoutCommand(cmd, args, config, { parse, withStorage, usage: (c, m) => new UsageError(`${m}\nusage: ${USAGE[c]}`) }));
   }
   throw new UsageError(usageText());
+}
+
+/** the exit code of a failure: 2 when the command cannot be run as given, 1 when it could not be done */
+export function exitCode(err: unknown): 1 | 2 {
+  return err instanceof UsageError || err instanceof InvalidClient || err instanceof NoSuchAccount ? 2 : 1;
+}
+
+/** one line for stderr, never a stack trace */
+function failureLine(err: unknown, config?: Config): string {
+  if (err instanceof ConfigError) return `configuration error: ${err.message}`;
+  const e = err as Error & { name?: string };
+  if (e?.name === 'ResourceNotFoundException' && config?.dynamodbEndpoint) return `idp: the tables are missing at ${config.dynamodbEndpoint} (TABLE_PREFIX=${config.tablePrefix}): run \`idp migrate\` first`;
+  return `idp: ${e?.message ?? String(err)}`;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   try {
     const out = await run(process.argv.slice(2));
+    for (const n of out.notes ?? []) process.stderr.write(`idp: ${n}\n`);
     process.stdout.write(out.json ? `${JSON.stringify(out.data, null, 2)}\n` : `${out.lines.join('\n')}\n`);
-    process.exit(0);
+    process.exit(out.status ?? 0);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof InvalidClient) {
-      process.stderr.write(`idp: ${err.message}\n`);
-      process.exit(2);
-    }
-    if (err instanceof ConfigError) {
-      process.stderr.write(`configuration error: ${err.message}\n`);
-      process.exit(1);
-    }
-    process.stderr.write(`idp: ${(err as Error).message}\n`);
-    process.exit(1);
+    let config: Config | undefined;
+    try {
+      config = loadConfig();
+    } catch { /* the error is the configuration's */ }
+    process.stderr.write(`${failureLine(err, config)}\n`);
+    process.exit(exitCode(err));
   }
 }

@@ -4,6 +4,8 @@
 import fs from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Config } from '../config/index.ts';
+import type { CommandHelp } from './help.ts';
+import { secretFrom, type CliIo } from './secrets.ts';
 import type { Storage } from '../storage/index.ts';
 import { openKeyring } from '../keys/index.ts';
 import { argon2Hasher } from '../accounts/hasher.ts';
@@ -19,7 +21,7 @@ import {
 } from '../accounts/types.ts';
 
 export const USERS_USAGE: Record<string, string> = {
-  'users add': 'idp users add --email EMAIL --password PASSWORD [--name NAME] [--email-verified] [--phone +E164 [--phone-verified]] [--json]',
+  'users add': 'idp users add --email EMAIL [--password-stdin | --password PASSWORD] [--name NAME] [--email-verified] [--phone +E164 [--phone-verified]] [--json]',
   'users list': 'idp users list [--reveal] [--limit N] [--json]',
   'users show': 'idp users show --sub SUB [--reveal] [--json]',
   'users import': 'idp users import FILE.jsonl [--dry-run] [--concurrency N] [--json]',
@@ -29,10 +31,38 @@ export const USERS_USAGE: Record<string, string> = {
   'migration status': 'idp migration status [--json]',
 };
 
+export const USERS_HELP: Record<string, CommandHelp> = {
+  'users add': {
+    about: 'Create a user with an argon2id password. The password is typed at a prompt (not echoed), or read from stdin with --password-stdin; it must pass the password policy (a refused one exits 2 and writes nothing). An e-mail address in use exits 2.',
+    flags: {
+      '--email EMAIL': 'the sign-in address',
+      '--password-stdin': 'read the password from stdin (one line), e.g. from a secrets manager or a file',
+      '--password PASSWORD': 'the password on the command line (avoid: shells and npm keep or echo it)',
+      '--name NAME': 'the full name (name claim)',
+      '--email-verified': 'the address is known to be the user\'s (email_verified; needed for e-mailed codes and merges)',
+      '--phone +E164': 'a phone number, E.164 (+ country code and number)',
+      '--phone-verified': 'the phone number is verified',
+    },
+  },
+  'users list': { about: 'List accounts: subjects, statuses, sources and password kinds; personal data only with --reveal.', flags: { '--reveal': 'add e-mail and name (decrypts every record)', '--limit N': 'at most N accounts (default 1000)' } },
+  'users show': { about: 'Show one account (identities, merges, versions); its profile only with --reveal. An unknown sub exits 2.', flags: { '--sub SUB': 'the account\'s subject', '--reveal': 'add the profile (personal data)' } },
+  'users import': {
+    about: 'Import legacy accounts from JSON Lines, one account a line (docs/accounts.md). Rejected lines are listed as "line N: reason" and the import goes on; any rejected line makes the exit code 1. Re-importing changes nothing.',
+    flags: { '--dry-run': 'check and count, write nothing', '--concurrency N': 'rows in flight, 1 to 64 (default 8)' },
+  },
+  'users merge': { about: 'Merge the account --from into --into (its identities move; undo with users unmerge).', flags: { '--into SUB': 'the account that stays', '--from SUB': 'the account merged away' } },
+  'users unmerge': { about: 'Undo a merge: the merged account is separate again.', flags: { '--merge-id ID': 'the merge id printed by users merge (or shown by users show)' } },
+  'users delete': { about: 'Erase an account: its data key is destroyed, its pointers, lockout and MFA items deleted. An unknown sub exits 2.', flags: { '--erase SUB': 'the account\'s subject' } },
+  'migration status': { about: 'Per legacy source: accounts, migrated to argon2id, still on a legacy hash, last legacy login, sunset.' },
+};
+
 export interface CliOut {
   json: boolean;
   lines: string[];
   data: unknown;
+  /** exit code when not 0 (1: the command ran, but not everything was done) */
+  status?: number;
+  notes?: string[];
 }
 
 export interface CliKit {
@@ -40,6 +70,8 @@ export interface CliKit {
   UsageError: new (message: string) => Error;
   withStorage<T>(config: Config, fn: (s: Storage) => Promise<T>): Promise<T>;
   table(rows: Array<Record<string, unknown>>, cols: string[]): string[];
+  /** stdin and the terminal, for secrets (secrets.ts) */
+  io?: CliIo;
 }
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -140,13 +172,18 @@ export async function runUsers(cmd: string, args: string[], kit: CliKit): Promis
   switch (cmd) {
     case 'users add': {
       const { v } = parse(kit, cmd, args, {
-        email: { type: 'string' }, password: { type: 'string' }, name: { type: 'string' }, 'email-verified': { type: 'boolean' },
+        email: { type: 'string' }, password: { type: 'string' }, 'password-stdin': { type: 'boolean' }, name: { type: 'string' }, 'email-verified': { type: 'boolean' },
         phone: { type: 'string' }, 'phone-verified': { type: 'boolean' },
       });
       out.json = !!v.json;
       const email = need(kit, cmd, v.email, '--email');
-      const password = need(kit, cmd, v.password, '--password');
       if (!isValidEmail(email)) throw new kit.UsageError(`--email: "${email}" is not a valid e-mail address\nusage: ${USERS_USAGE[cmd]}`);
+      const usage = (m: string) => new kit.UsageError(`${m}\nusage: ${USERS_USAGE[cmd]}`);
+      const password = await secretFrom({
+        argv: v.password, stdin: v['password-stdin'] === true, io: kit.io, argvFlag: '--password', stdinFlag: '--password-stdin',
+        prompt: `password for ${email}`, confirm: true, usage,
+      });
+      if (password === undefined) throw usage('missing the password: type it at the prompt (in a terminal), or give it on stdin with --password-stdin');
       const phone = typeof v.phone === 'string' ? normalizePhone(v.phone) : undefined;
       if (typeof v.phone === 'string' && !phone) throw new kit.UsageError(`--phone must be an E.164 number (+, country code, number)\nusage: ${USERS_USAGE[cmd]}`);
       // the password policy of the change and reset pages (PASSWORD_*), checked before anything is opened or written
@@ -218,6 +255,8 @@ export async function runUsers(cmd: string, args: string[], kit: CliKit): Promis
       out.lines.push(...summary.errors.map((e) => `line ${e.line}: ${e.reason}`));
       if (summary.errorsOmitted) out.lines.push(`(${summary.errorsOmitted} more rejected lines not listed)`);
       out.lines.push(`${summary.dryRun ? 'dry run: ' : ''}read ${summary.read}, created ${summary.created}, merged ${summary.merged}, updated ${summary.updated}, unchanged ${summary.unchanged}, rejected ${summary.rejected}`);
+      // not everything was imported: the exit code says so (the summary says what)
+      if (summary.rejected > 0) out.status = 1;
       return out;
     }
     case 'users merge': {

@@ -64,7 +64,7 @@ export async function runMfaCli(cmd: string, args: string[], kit: MfaCliKit): Pr
   const out: Out = { json: !!v.json, lines: [], data: undefined };
 
   await withMfa(kit, async (mfa, accounts) => {
-    if (!(await accounts.findBySub(sub))) throw new Error(`no account ${sub}`);
+    if (!(await accounts.findBySub(sub))) throw new kit.UsageError(`no account ${sub}`);
     switch (`${cmd} ${action}`) {
       case 'users mfa status': {
         const st = await mfa.status(sub);
@@ -84,7 +84,7 @@ export async function runMfaCli(cmd: string, args: string[], kit: MfaCliKit): Pr
         try {
           codes = await mfa.regenerateRecoveryCodes(sub, 'admin');
         } catch (err) {
-          if ((err as Error).name === 'NoTotp') throw new Error(`${sub} has no authenticator app: recovery codes come with one`);
+          if ((err as Error).name === 'NoTotp') throw new kit.UsageError(`${sub} has no authenticator app: recovery codes come with one`);
           throw err;
         }
         out.data = { sub, recoveryCodes: codes };
@@ -105,8 +105,9 @@ export async function runMfaCli(cmd: string, args: string[], kit: MfaCliKit): Pr
           out.lines.push(`${n} remembered device(s) forgotten`);
         } else {
           const ok = await mfa.revokeDevice(sub, v.device as string, 'admin');
-          out.data = { sub, device: v.device, revoked: ok ? 1 : 0 };
-          out.lines.push(ok ? `device ${v.device} forgotten` : `no remembered device ${v.device}`);
+          if (!ok) throw new kit.UsageError(`no remembered device ${v.device}`);
+          out.data = { sub, device: v.device, revoked: 1 };
+          out.lines.push(`device ${v.device} forgotten`);
         }
         return;
       }
