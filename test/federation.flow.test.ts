@@ -437,7 +437,7 @@ describe('federation: sign-in through upstream IdPs', function () {
       expect(r.html).to.contain('Something went wrong').and.not.contain(' at ');
     });
 
-    it('a locked account gets no tokens through the upstream either', async () => {
+    it('an account locked by strangers\' failures gets no tokens through the upstream without a second factor, which lifts the lock', async () => {
       corp.users.set('locked@corp.example', { email: 'locked@corp.example', email_verified: true });
       const first = await viaButton('corp', 'locked@corp.example', corp.origin);
       const sub = (await finish(first.ua, first.auth, first.after)).claims()!.sub;
@@ -449,8 +449,16 @@ describe('federation: sign-in through upstream IdPs', function () {
       }
       expect((await g.state(sub)).locked).to.equal(true);
       const r = await viaButton('corp', 'locked@corp.example', corp.origin);
-      expect(r.after.res.status).to.equal(429);
-      expect(r.after.offsite).to.equal(undefined);
+      expect(r.after.offsite, 'no code without the second factor').to.equal(undefined);
+      expect(r.after.url).to.match(/\/mfa$/);
+      expect(r.after.html).to.not.contain('/mfa/enrol');
+      const send = readForm(r.after.html, 'mfa-send-email');
+      const sent = await page(r.ua, send.action, { form: send.fields });
+      const code = /\b(\d{6})\b/.exec(outbox().filter((m) => m.to === 'locked@corp.example' && m.template === 'login-code').at(-1)!.text)![1];
+      const form = readForm(sent.html, 'mfa-code');
+      const tokens = await finish(r.ua, r.auth, await page(r.ua, form.action, { form: { ...form.fields, otp: code } }));
+      expect(tokens.claims()!.sub).to.equal(sub);
+      expect((await g.state(sub)).locked).to.equal(false);
     });
   });
 

@@ -34,7 +34,7 @@ describe('lockout over the sign-in form', function () {
 
   const verifies = () => idp.lockout.hashCalls!.verify + idp.lockout.hashCalls!.dummyVerify;
 
-  it('50 parallel wrong passwords: exactly 5 are checked, then nothing gets in; a known device still does, a new one does not', async () => {
+  it('50 parallel wrong passwords lock the account for strangers; its known browser still signs in, and a new one needs a second factor, which lifts the lock', async () => {
     const email = 'victim@example.com';
     const sub = await addUser(idp, email, PASSWORD);
 
@@ -55,29 +55,48 @@ describe('lockout over the sign-in form', function () {
     const ms = Date.now() - started;
     const statuses = results.map((r) => r.status);
     const checked = verifies() - before;
-    console.log(`      50 parallel attempts in ${ms} ms: ${statuses.filter((s) => s === 401).length} checked (401), ${statuses.filter((s) => s === 429).length} refused (429), ${checked} argon2 verifications`);
+    console.log(`      50 parallel attempts in ${ms} ms: ${statuses.filter((s) => s === 401).length} before the lock (401), ${statuses.filter((s) => s === 429).length} on the locked account (429), ${checked} argon2 verifications`);
+    // the first 5 count towards the lock; after it every password is still checked (a right one
+    // leads to a second factor), and a wrong one is refused as on any locked account
     expect(statuses.filter((s) => s === 401)).to.have.length(5);
     expect(statuses.filter((s) => s === 429)).to.have.length(45);
-    expect(checked, 'hashes run').to.equal(5);
+    expect(checked, 'hashes run').to.equal(50);
     for (const r of results) expect(alertText(r.html)).to.equal(r.status === 401 ? LoginFailed.MESSAGE : TRY_LATER);
-    const failures = events(idp, 'login.failed').filter((e) => e.sub === sub);
-    expect(failures.filter((e) => e.reason === 'bad_credentials'), 'counted failures').to.have.length(5);
-    expect(failures.filter((e) => e.reason === 'account_threshold'), 'refused attempts').to.have.length(45);
+    expect(events(idp, 'login.failed').filter((e) => e.sub === sub && e.reason === 'bad_credentials'), 'failures').to.have.length(50);
     expect(events(idp, 'account.locked').filter((e) => e.sub === sub).map((e) => e.reason)).to.deep.equal(['account_threshold']);
-    const state = await idp.lockout.guard.state(sub);
-    expect(state).to.include({ locked: true, failures: 5, permanent: false });
+    expect(await idp.lockout.guard.state(sub)).to.include({ locked: true, failures: 5, permanent: false });
 
-    // the right password from a new address and browser: refused, with no hash run
-    const stranger = new IpAgent(idp.issuer, ip());
-    const h0 = verifies();
-    const refused = await signIn(idp, stranger, email, PASSWORD);
-    expect(refused.status).to.equal(429);
-    expect(alertText(refused.html)).to.equal(TRY_LATER);
-    expect(verifies() - h0, 'no hash for a locked account').to.equal(0);
-    // nothing tells the account apart from an unknown identifier in the same state
-    expect(refused.html).to.not.contain('locked');
+    // the right password from a new address and browser: a second factor, not "try again later"
+    const owner = new IpAgent(idp.issuer, ip());
+    const challenged = await signIn(idp, owner, email, PASSWORD);
+    expect(challenged.offsite, 'no code before the second factor').to.equal(undefined);
+    expect(challenged.status).to.equal(200);
+    expect(challenged.html).to.contain('Two-step verification');
+    // no enrolment of an app here: whoever has the password could enrol one of their own
+    expect(challenged.html).to.not.contain('/mfa/enrol');
+    expect((await idp.lockout.guard.state(sub)).locked, 'still locked until the second factor').to.equal(true);
+    const sent = outboxCount(idp, email);
+    const send = readForm(challenged.html, 'mfa-send-email');
+    const codeForm = await post(owner, send.action, send.fields);
+    const code = await waitForCode(idp, email, 'login-code', 0);
+    expect(outboxCount(idp, email)).to.equal(sent + 1);
+    const wrong = readForm(codeForm.html, 'mfa-code');
+    expect((await post(owner, wrong.action, { ...wrong.fields, otp: code === '000000' ? '111111' : '000000' })).status).to.equal(401);
+    const done = await post(owner, wrong.action, { ...wrong.fields, otp: code });
+    expect(succeeded(done), 'signed in after the second factor').to.equal(true);
+    expect((await idp.lockout.guard.state(sub)).locked, 'the lock is lifted').to.equal(false);
+    expect(events(idp, 'account.unlocked').filter((e) => e.sub === sub).map((e) => e.reason)).to.include('second_factor');
+    // and this browser is known for the account from now on, as the owner's other one still is
+    expect(succeeded(await signIn(idp, owner, email, PASSWORD))).to.equal(true);
+    expect(succeeded(await signIn(idp, home, email, PASSWORD))).to.equal(true);
+  });
 
-    // the owner's known browser is judged by its own counter
+  it('a known browser signs in while the account is locked by strangers', async () => {
+    const email = 'homebody@example.com';
+    await addUser(idp, email, PASSWORD);
+    const home = new IpAgent(idp.issuer, '192.0.2.11');
+    expect(succeeded(await signIn(idp, home, email, PASSWORD))).to.equal(true);
+    await lock(email);
     expect(succeeded(await signIn(idp, home, email, PASSWORD))).to.equal(true);
   });
 
@@ -117,7 +136,11 @@ describe('lockout over the sign-in form', function () {
 
   async function lock(email: string) {
     for (let i = 0; i < 5; i++) expect((await signIn(idp, new IpAgent(idp.issuer, ip()), email, `wrong ${i}`)).status).to.equal(401);
-    expect((await signIn(idp, new IpAgent(idp.issuer, ip()), email, PASSWORD)).status).to.equal(429);
+    // locked: a wrong password is refused, the right one asks for a second factor (no code without it)
+    expect((await signIn(idp, new IpAgent(idp.issuer, ip()), email, 'still wrong')).status).to.equal(429);
+    const right = await signIn(idp, new IpAgent(idp.issuer, ip()), email, PASSWORD);
+    expect(right.offsite).to.equal(undefined);
+    expect(right.html).to.contain('Two-step verification');
   }
 
   it('self-service unlock: an e-mailed code unlocks once; the page never says whether the account exists', async () => {

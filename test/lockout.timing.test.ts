@@ -86,7 +86,8 @@ describe('lockout: LOCKOUT_MODE=dry-run', function () {
     expect(idp.lockout.hashCalls!.verify - hashesBefore).to.equal(1);
     const lines = idp.logs.filter((l) => l.includes('lockout decision not enforced (dry-run)')).map((l) => JSON.parse(l) as { reason: string; decision: string; lockout: string });
     expect(lines.length).to.be.greaterThan(0);
-    expect(lines[0]).to.include({ reason: 'account_threshold', decision: 'deny', lockout: 'dry-run' });
+    // enforced, the account lock would have asked the right password for a second factor
+    expect(lines[0]).to.include({ reason: 'account_threshold', decision: 'second_factor', lockout: 'dry-run' });
     expect(idp.logs.some((l) => l.includes('LOCKOUT_MODE=dry-run'))).to.equal(true);
   });
 });
@@ -110,34 +111,58 @@ describe('lockout: waits, the next cycle, the permanent lock, the device counter
     await idp?.close();
   });
 
-  it('locks for 1 s, then 2 s (linear), and permanently after 2 temporary locks until an admin unlocks', async () => {
+  it('a lock by failures from browsers the account does not know is temporary (1 s, then 2 s, linear) and never permanent; meanwhile the right password asks for a second factor', async () => {
     const email = 'cycle@example.com';
     const sub = await addUser(idp, email, PASSWORD);
     const wrong = async () => expect((await signIn(idp, fresh(), email, 'not it at all')).status).to.equal(401);
-    const right = () => signIn(idp, fresh(), email, PASSWORD);
+    const challenged = async (what: string) => {
+      const r = await signIn(idp, fresh(), email, PASSWORD);
+      expect(r.offsite, what).to.equal(undefined);
+      expect(r.html, what).to.contain('Two-step verification');
+    };
 
     await wrong();
     await wrong();
-    expect((await right()).status, 'lock 1').to.equal(429);
+    await challenged('lock 1');
     await sleep(1100);
     await wrong();
     await wrong();
-    expect((await right()).status, 'lock 2').to.equal(429);
+    await challenged('lock 2');
     await sleep(1100);
-    expect((await right()).status, 'lock 2 lasts 2 s').to.equal(429);
+    await challenged('lock 2 lasts 2 s');
     await sleep(1000);
     await wrong();
     await wrong();
-    expect((await right()).status, 'lock 3: permanent').to.equal(429);
+    // the third lock of a stranger-driven counter stays temporary: strangers cannot lock the owner out for good
+    expect(await idp.lockout.guard.state(sub)).to.include({ locked: true, permanent: false, reason: 'account_threshold' });
     await sleep(2100);
-    expect((await right()).status, 'still locked').to.equal(429);
-    expect(await idp.lockout.guard.state(sub)).to.include({ locked: true, permanent: true, reason: 'permanent_lock' });
+    expect(succeeded(await signIn(idp, fresh(), email, PASSWORD))).to.equal(true);
     const locks = idp.logs.map((l) => JSON.parse(l) as { msg: string; event?: string; sub?: string; reason?: string })
       .filter((l) => l.msg === 'event' && l.event === 'account.locked' && l.sub === sub).map((l) => l.reason);
-    expect(locks).to.deep.equal(['account_threshold', 'account_threshold', 'permanent_lock']);
+    expect(locks).to.deep.equal(['account_threshold', 'account_threshold', 'account_threshold']);
+  });
 
-    expect(await idp.cli('users', 'unlock', '--sub', sub)).to.include({ wasLocked: true });
-    expect(succeeded(await right())).to.equal(true);
+  it('the account\'s own known browser that keeps failing is locked for good after 2 temporary locks, until an admin unlocks', async () => {
+    const email = 'device-perm@example.com';
+    const sub = await addUser(idp, email, PASSWORD);
+    const home = fresh();
+    expect(succeeded(await signIn(idp, home, email, PASSWORD))).to.equal(true);
+    const typos = async () => {
+      for (let i = 0; i < 2; i++) expect((await signIn(idp, home, email, `typo ${i}`)).status).to.equal(401);
+    };
+    await typos();
+    expect((await signIn(idp, home, email, PASSWORD)).status, 'lock 1').to.equal(429);
+    await sleep(1100);
+    await typos();
+    await sleep(2100);
+    await typos();
+    await sleep(2100);
+    expect((await signIn(idp, home, email, PASSWORD)).status, 'lock 3: permanent').to.equal(429);
+    const locks = idp.logs.map((l) => JSON.parse(l) as { msg: string; event?: string; sub?: string; reason?: string })
+      .filter((l) => l.msg === 'event' && l.event === 'account.locked' && l.sub === sub).map((l) => l.reason);
+    expect(locks).to.deep.equal(['device_threshold', 'device_threshold', 'permanent_lock']);
+    expect(await idp.cli('users', 'unlock', '--sub', sub)).to.include({ sub });
+    expect(succeeded(await signIn(idp, home, email, PASSWORD))).to.equal(true);
   });
 
   it('a known device that fails is locked by its own counter; other devices are not affected', async () => {

@@ -351,9 +351,11 @@ export function federationLogin(deps: FederationLoginDeps) {
     }
     await send(new DeleteCommand({ TableName: table, Key: { pk, sk: '_' } }));
     const who = item.who;
-    // the account's own lockout state still applies after an upstream
+    // the account's own lockout state still applies after an upstream: a lock
+    // by strangers' failures asks for a second factor, a permanent one refuses
     const decision = await flow.guard.accountState(who.accountId);
     if (!decision.allowed) fail(ctx, 'locked', TRY_LATER, 429, details.uid, { connection: item.connection, sub: who.accountId });
+    if (decision.secondFactor) who.secondFactor = decision.secondFactor;
     ensureDeviceId(ctx, deps.secureCookies);
     if (!who.pending) {
       deps.events.emit('federation.login', { sub: who.accountId, clientId: item.clientId, requestId: ctx.state.requestId, data: { connection: item.connection, upstreamMfa: who.amr.includes('mfa') } });

@@ -25,7 +25,13 @@ export interface Attempt {
 }
 
 export type Decision =
-  | { allowed: true }
+  /**
+   * secondFactor: the account is locked by failures from browsers it does not
+   * know (strangers, or its owner on a new device). The secret may still be
+   * checked, but a right one leads to a second factor, which lifts the lock;
+   * a wrong one is refused like any attempt on a locked account.
+   */
+  | { allowed: true; secondFactor?: { reason: string } }
   | { allowed: false; reason: string; retryAfterSeconds: number };
 
 // Pass the SAME Attempt object to check() and then to failed() or succeeded():
@@ -44,6 +50,8 @@ export interface LoginGuard {
    * secret of ours (an upstream IdP): nothing is counted
    */
   accountState(sub: string): Promise<Decision>;
+  /** a second factor proved the owner of an account locked by strangers' failures: lift the lock */
+  clearedBySecondFactor(sub: string, requestId?: string): Promise<void>;
 }
 
 /** what a refused attempt is told: the same for a locked account, a throttled IP and an unknown identifier */
@@ -54,4 +62,5 @@ export const openGuard: LoginGuard = {
   failed: async () => ({ allowed: true }),
   succeeded: async () => {},
   accountState: async () => ({ allowed: true }),
+  clearedBySecondFactor: async () => {},
 };

@@ -147,11 +147,17 @@ export function interactionRouter(deps: InteractionDeps): Router {
       if (!(err instanceof LoginFailed)) throw err;
       // a retired legacy password was right: not a failure to count
       if (!(err instanceof LegacyPasswordRetired)) await flow.guard.failed(attempt);
-      ctx.status = 401;
-      return renderLogin(ctx, details, { login: typeof fields.login === 'string' ? fields.login : '', error: err.message });
+      // on a locked account a wrong password is refused like any attempt there
+      ctx.status = decision.secondFactor ? 429 : 401;
+      return renderLogin(ctx, details, { login: typeof fields.login === 'string' ? fields.login : '', error: decision.secondFactor ? TRY_LATER : err.message });
     }
     attempt.accountId = who.accountId;
     attempt.deviceId = ensureDeviceId(ctx, deps.secureCookies);
+    if (decision.secondFactor) {
+      // the account is locked by strangers: the right password leads to a second
+      // factor, which lifts the lock (the guard hears of this success only then)
+      return flow.proceed(ctx, details, { ...who, secondFactor: decision.secondFactor });
+    }
     // the steps' reads travel with the guard's writes
     const prepared = flow.prepare(ctx, details, who);
     await flow.guard.succeeded(attempt);

@@ -90,17 +90,25 @@ export class DynamoLoginGuard implements LoginGuard {
     return this.deps.config.mode;
   }
 
+  // Which locks can become permanent: those of failures that cannot be a
+  // distributed attack by strangers — a known device's own counter, one
+  // address against one account, and MFA codes (only tried after a right
+  // password). The account's password counter (failures from browsers it does
+  // not know, from anywhere) never becomes permanent: its lock is lifted by a
+  // second factor (see check()).
   private spec(scope: Scope, kind: Attempt['kind']): CounterSpec {
     const c = this.deps.config;
     switch (scope) {
       case 'ip':
         return { reason: REASONS.ip, limit: c.ipMaxFailures, resetSeconds: c.ipResetSeconds, permanentAfter: 0 };
       case 'accountIp':
-        return { reason: REASONS.accountIp, limit: c.accountIpMaxFailures, resetSeconds: c.resetSeconds, permanentAfter: 0 };
+        return { reason: REASONS.accountIp, limit: c.accountIpMaxFailures, resetSeconds: c.resetSeconds, permanentAfter: c.permanentAfter };
       case 'device':
         return { reason: REASONS.device, limit: c.deviceMaxFailures, resetSeconds: c.resetSeconds, permanentAfter: c.permanentAfter };
       case 'account':
-        return { reason: REASONS.account, limit: kind === 'mfa' ? c.mfaMaxFailures : c.maxFailures, resetSeconds: c.resetSeconds, permanentAfter: c.permanentAfter };
+        return kind === 'mfa'
+          ? { reason: REASONS.account, limit: c.mfaMaxFailures, resetSeconds: c.resetSeconds, permanentAfter: c.permanentAfter }
+          : { reason: REASONS.account, limit: c.maxFailures, resetSeconds: c.resetSeconds, permanentAfter: 0 };
     }
   }
 
@@ -152,6 +160,13 @@ export class DynamoLoginGuard implements LoginGuard {
       const early = i === 0 && first && first.judge.key.pk === judge.key.pk && first.judge.key.sk === judge.key.sk ? first.result : undefined;
       const r = await (early ?? this.deps.counters.admit(judge.key, judge.spec));
       if (!r.allowed) {
+        // the account's own password lock (strangers' failures): the password may be
+        // checked, and a right one leads to a second factor instead of a refusal. An
+        // unknown identifier in the same state goes the same way (a dummy hash, then
+        // the same refusal), so the answer and its time tell nothing.
+        if (judge.scope === 'account' && a.kind === 'password' && !r.permanent) {
+          return { allowed: true, secondFactor: { reason: judge.spec.reason } };
+        }
         return { allowed: false, reason: r.permanent ? REASONS.permanent : judge.spec.reason, retryAfterSeconds: r.retryAfterSeconds };
       }
       plan.admitted.push({ judge, result: r });
@@ -174,7 +189,17 @@ export class DynamoLoginGuard implements LoginGuard {
       first = undefined;
     }
     const decision = await this.admit(a, plan, first);
-    if (decision.allowed) return decision;
+    if (decision.allowed) {
+      if (decision.secondFactor) {
+        const fields = { ...this.logFields(a, plan), lockout: this.mode, decision: 'second_factor', reason: decision.secondFactor.reason };
+        if (this.mode === 'dry-run') {
+          this.deps.log.warn(fields, 'lockout decision not enforced (dry-run)');
+          return { allowed: true };
+        }
+        this.deps.log.info(fields, 'account locked: a right password needs a second factor');
+      }
+      return decision;
+    }
     this.deps.events.emit('login.failed', {
       sub: plan.sub, reason: decision.reason, requestId: a.requestId,
       data: { kind: a.kind, ip: a.ip, refused: true, enforced: this.mode === 'enforce', knownDevice: plan.knownDevice },
@@ -241,8 +266,14 @@ export class DynamoLoginGuard implements LoginGuard {
   async accountState(sub: string): Promise<Decision> {
     const s = await this.state(sub);
     if (!s.locked) return { allowed: true };
-    this.deps.log.info({ sub, lockout: this.mode, decision: 'deny', reason: s.reason, kind: 'federated' }, 'sign-in refused: account locked');
-    return this.mode === 'dry-run' ? { allowed: true } : { allowed: false, reason: s.reason!, retryAfterSeconds: s.retryAfterSeconds };
+    // as for a password from an unknown browser: the upstream's proof leads to a second factor, which lifts the lock
+    this.deps.log.info({ sub, lockout: this.mode, decision: s.permanent ? 'deny' : 'second_factor', reason: s.reason, kind: 'federated' }, 'account locked');
+    if (this.mode === 'dry-run') return { allowed: true };
+    return s.permanent ? { allowed: false, reason: s.reason!, retryAfterSeconds: s.retryAfterSeconds } : { allowed: true, secondFactor: { reason: s.reason! } };
+  }
+
+  async clearedBySecondFactor(sub: string, requestId?: string): Promise<void> {
+    await this.unlock(sub, 'second_factor', requestId);
   }
 
   /** the account's lock state, without counting (admin) */
@@ -253,7 +284,7 @@ export class DynamoLoginGuard implements LoginGuard {
   }
 
   /** clears every counter of the account (admin, self-service code, password reset) */
-  async unlock(sub: string, by: 'admin' | 'self_service' | 'password_reset', requestId?: string): Promise<{ cleared: number; wasLocked: boolean }> {
+  async unlock(sub: string, by: 'admin' | 'self_service' | 'password_reset' | 'second_factor', requestId?: string): Promise<{ cleared: number; wasLocked: boolean }> {
     const before = await this.state(sub);
     const cleared = await this.deps.counters.clear(keys.account(sub));
     if (by !== 'password_reset' || cleared > 0) {

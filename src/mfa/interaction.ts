@@ -85,16 +85,24 @@ export function mfaLoginStep(deps: MfaInteractionDeps): LoginStep {
     // (`mfaChecked`), so the resume of this authorization need not ask again
     // (policy.ts, needsMfaPrompt).
     async run(ctx, details, who, prepared) {
-      // the first factor was multi-factor already (a trusted upstream's MFA)
-      if (who.amr.includes('mfa')) return { done: true, result: { acr: ACR_MFA } };
+      // the first factor was multi-factor already (a trusted upstream's MFA); it also lifts a lock by strangers
+      if (who.amr.includes('mfa')) {
+        if (who.secondFactor) await deps.flow.guard.clearedBySecondFactor(who.accountId, ctx.state.requestId as string | undefined);
+        return { done: true, result: { acr: ACR_MFA } };
+      }
       const clientId = String(details.params.client_id);
-      const { need, policy, stepUp } = await ((prepared as Promise<MfaDecision> | undefined) ?? decide(ctx, details, who));
+      const decided = await ((prepared as Promise<MfaDecision> | undefined) ?? decide(ctx, details, who));
+      const { policy, stepUp } = decided;
+      // an account locked by strangers' failures: a second factor whatever the policy (guard.ts, Decision.secondFactor)
+      const unlock = who.secondFactor !== undefined;
+      const need = decided.need || unlock;
       if (!need) return { done: true, result: { acr: ACR_PWD, mfaChecked: policy } };
 
       const now = Math.floor(Date.now() / 1000);
       const flow: FlowItem = {
         pk: flowPk(details.uid), sk: '_', uid: details.uid, sub: who.accountId, amr: who.amr, clientId, policy, stepUp,
         offerRemember: policy === 'new_device' && mfa.config.rememberDays > 0,
+        ...(unlock ? { unlock: true } : {}),
         sends: 0, createdAt: new Date().toISOString(),
         expiresAt: typeof details.exp === 'number' && details.exp > now ? details.exp : now + 3600,
       };
@@ -146,16 +154,18 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
     return { ...l, fields };
   }
 
-  const channels = (account: Account) => ({
-    email: mfa.config.methods.includes('email') && account.email && account.emailVerified ? account.email : undefined,
-    sms: mfa.config.methods.includes('sms') && account.phone && account.phoneVerified ? account.phone : undefined,
+  // a lock's second factor may always use the verified address or number: it proves the owner, not a policy
+  const channels = (account: Account, flow?: FlowItem) => ({
+    email: (mfa.config.methods.includes('email') || flow?.unlock) && account.email && account.emailVerified ? account.email : undefined,
+    sms: (mfa.config.methods.includes('sms') || flow?.unlock) && account.phone && account.phoneVerified ? account.phone : undefined,
   });
 
   async function renderChallenge(ctx: Context, details: Details, flow: FlowItem, account: Account, extra: ChallengeExtra = {}) {
     const hasTotp = await mfa.hasTotp(flow.sub);
-    const canEnrol = !hasTotp && mfa.config.methods.includes('totp');
-    const ch = channels(account);
-    if (!hasTotp && !canEnrol && !ch.email && !ch.sms) throw new MfaUnavailable();
+    // never an enrolment to lift a lock: whoever has the password could enrol an app of their own
+    const canEnrol = !flow.unlock && !hasTotp && mfa.config.methods.includes('totp');
+    const ch = channels(account, flow);
+    if (!hasTotp && !canEnrol && !ch.email && !ch.sms) throw flow.unlock ? new InteractionError(429, 'access_denied', TRY_LATER) : new MfaUnavailable();
     const client = await deps.flow.provider().Client.find(flow.clientId);
     const setup = canEnrol ? await mfa.totpSetup(flow.sub, `login:${flow.uid}`, account.email ?? account.phone ?? flow.sub) : undefined;
     const base = `/interaction/${details.uid}/mfa`;
@@ -216,7 +226,13 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
       await mfa.rememberDevice(flow.sub, ensureDeviceId(ctx, deps.secureCookies), ctx.get('user-agent'));
     }
     await mfa.store.deleteFlow(flow.uid);
-    deps.events.emit('mfa.succeeded', { sub: flow.sub, clientId: flow.clientId, data: { method, stepUp: flow.stepUp } });
+    if (flow.unlock) {
+      // the owner proved password and second factor from this browser: the lock goes, and the browser is known from now on
+      const requestId = ctx.state.requestId as string | undefined;
+      await deps.flow.guard.clearedBySecondFactor(flow.sub, requestId);
+      await deps.flow.guard.succeeded({ kind: 'password', ip: ctx.ip, accountId: flow.sub, deviceId: ensureDeviceId(ctx, deps.secureCookies), requestId });
+    }
+    deps.events.emit('mfa.succeeded', { sub: flow.sub, clientId: flow.clientId, data: { method, stepUp: flow.stepUp, ...(flow.unlock ? { unlock: true } : {}) } });
     await deps.flow.proceed(ctx, details, { accountId: flow.sub, amr: mfaAmr(flow.amr, method) }, { after: 'mfa', result: { acr: ACR_MFA } });
   }
 
@@ -249,7 +265,7 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
     const l = await withForm(ctx);
     if (!l) return;
     const channel = l.fields.channel === 'sms' ? 'sms' : l.fields.channel === 'email' ? 'email' : undefined;
-    const to = channel ? channels(l.account)[channel] : undefined;
+    const to = channel ? channels(l.account, l.flow)[channel] : undefined;
     if (!channel || !to) throw new UnexpectedPrompt('send a code');
     if (!(await mfa.sendCode(l.flow, channel, to))) {
       return renderChallenge(ctx, l.details, l.flow, l.account, { status: 429, error: 'You have asked for too many codes. Start the sign-in again.' });
@@ -277,7 +293,7 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
   router.post('/:uid/mfa/enrol', body, async (ctx) => {
     const l = await withForm(ctx);
     if (!l) return;
-    if (await mfa.hasTotp(l.flow.sub)) throw new UnexpectedPrompt('set up an authenticator app');
+    if (l.flow.unlock || await mfa.hasTotp(l.flow.sub)) throw new UnexpectedPrompt('set up an authenticator app');
     let codes: string[] | undefined;
     const ok = await guarded(ctx, l.details, l.flow, l.account, 'totp', async () => {
       codes = await mfa.confirmTotp(l.flow.sub, `login:${l.flow.uid}`, l.fields.otp, { replace: false, via: 'login' });

@@ -84,6 +84,8 @@ export interface FlowItem {
   offerRemember: boolean;
   sends: number;
   code?: MessageCode;
+  /** the account is locked by strangers' failures: this second factor lifts the lock (no enrolment offered) */
+  unlock?: boolean;
   /** set when the second factor is proven but the login is not finished yet (recovery codes shown) */
   verified?: { method: MfaMethod; remember: boolean };
   createdAt: string;

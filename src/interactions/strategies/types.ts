@@ -19,6 +19,11 @@ export interface Authenticated {
    * identity still to be linked, for its link step); steps ignore what is not theirs
    */
   pending?: { step: string; data: Record<string, unknown> };
+  /**
+   * the account is locked by strangers' failures (guard.ts, Decision.secondFactor):
+   * the MFA step must prove a second factor whatever the policy, and lifts the lock
+   */
+  secondFactor?: { reason: string };
 }
 
 export interface LoginStrategy {
