@@ -99,6 +99,9 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
 
     const password = passwordStrategy(accounts, hasher, {
       legacySecrets: loadLegacySecrets(config), sunset: config.accounts.legacySunset, argon2: config.argon2, log, events,
+      // a legacy password that fails today's policy is changed before the sign-in completes (LEGACY_PASSWORD_POLICY)
+      legacyPolicy: config.accounts.legacyPasswordPolicy,
+      policy: (pw, a) => lockout.policy.problems(pw, { email: a.email, phone: a.phone, name: a.name, givenName: a.givenName, familyName: a.familyName }),
     });
     const lockout = createLockout({ config, storage, keyring, accounts, hasher, events, messages, log, views, flow });
     // sign-in through upstream IdPs (docs: README, openid-configuration.md)

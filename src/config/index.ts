@@ -77,6 +77,13 @@ export interface AccountsConfig {
   legacySecretsFile: string | undefined;
   /** LEGACY_SUNSET "source=YYYY-MM-DD[,...]": from that instant (UTC) a legacy-hash login is refused */
   legacySunset: Record<string, string>;
+  /**
+   * LEGACY_PASSWORD_POLICY "source=change|allow[,...]" ("*" for every other
+   * source; default change): a legacy password that fails today's password
+   * policy still signs in; `change` then asks for a new one before the sign-in
+   * completes (the expired-password page), which replaces it; `allow` keeps it
+   */
+  legacyPasswordPolicy: Record<string, 'change' | 'allow'>;
   /** ACCOUNT_KEY_CACHE_SIZE / ACCOUNT_KEY_CACHE_SECONDS: opened data keys kept in memory */
   dataKeyCacheSize: number;
   dataKeyCacheSeconds: number;
@@ -218,9 +225,16 @@ function accountsConfig(env: Env): AccountsConfig {
     }
     legacySunset[m[1]] = new Date(m[2].length === 10 ? `${m[2]}T00:00:00Z` : m[2]).toISOString();
   }
+  const legacyPasswordPolicy: Record<string, 'change' | 'allow'> = { '*': 'change' };
+  for (const part of str(env, 'LEGACY_PASSWORD_POLICY', '').split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63})=(change|allow)$/.exec(part);
+    if (!m) throw new ConfigError(`LEGACY_PASSWORD_POLICY must be source=change or source=allow pairs ("*" for every other source) separated by commas, got "${part}"`);
+    legacyPasswordPolicy[m[1]] = m[2] as 'change' | 'allow';
+  }
   return {
     legacySecretsFile: env.LEGACY_SECRETS_FILE ? path.resolve(env.LEGACY_SECRETS_FILE) : undefined,
     legacySunset,
+    legacyPasswordPolicy,
     dataKeyCacheSize: int(env, 'ACCOUNT_KEY_CACHE_SIZE', 10_000, 0, 1_000_000),
     dataKeyCacheSeconds: int(env, 'ACCOUNT_KEY_CACHE_SECONDS', 600, 1, 86400),
   };

@@ -8,9 +8,11 @@
 //   POST     /password                      the forced change of an expired password, after a right one
 //
 // The forced change is a step of the login flow (`password-expiry`,
-// src/interactions/flow.ts): after a right password that has expired, the
-// step answers with the change page, and the change goes on with the steps
-// after it (linking, MFA). The change page ends the same way.
+// src/interactions/flow.ts): after a right password that has expired, or a
+// legacy password that matched but fails today's policy (the password
+// strategy leaves the step a note, LEGACY_PASSWORD_POLICY), the step answers
+// with the change page, and the change goes on with the steps after it
+// (linking, MFA). The change page ends the same way.
 //
 // Asking for a code always shows the same page, whether or not the address
 // names an account, and whether or not that account is locked; the code is
@@ -64,6 +66,7 @@ export const SELF_SERVICE_MESSAGES = {
   unlocked: 'Your account is unlocked. You can sign in again.',
   passwordChanged: 'Your password is changed. Sign in with the new password.',
   expired: 'Your password has expired. Choose a new one to continue.',
+  weak: 'Your password does not meet our password rules any more. Choose a new one to continue.',
   badEmail: 'Enter the e-mail address of your account.',
   conflict: 'Your account changed meanwhile. Please try again.',
 } as const;
@@ -178,10 +181,15 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { step: Login
       // every request counts on the IP (mail bombing, probing); nothing says what happened
       const decision = await deps.guard.check(attemptOf(ctx, purpose));
       if (!decision.allowed) return requestPage(ctx, details.uid, purpose, { email, error: TRY_LATER }, 429);
-      const account = await codeTarget(email);
-      if (account) {
-        const requestId = ctx.state.requestId as string | undefined;
+      // Whether the address names an account is looked up only after the answer
+      // has gone: a known address (pointer, record, its data key) and an unknown
+      // one (pointer only) do the same work before answering, so neither the page
+      // nor its time tells them apart.
+      const requestId = ctx.state.requestId as string | undefined;
+      ctx.res.once('finish', () => {
         void (async () => {
+          const account = await codeTarget(email);
+          if (!account) return;
           const code = await deps.codes.issue(keys.account(account.sub), purpose);
           if (!code) {
             deps.log.info({ requestId, sub: account.sub, purpose }, 'code not sent: hourly limit reached');
@@ -189,7 +197,7 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { step: Login
           }
           await deps.messages.send({ channel: 'email', to: account.email!, template: CODE_PAGES[purpose].template, vars: { code, minutes: String(minutes) }, sub: account.sub });
         })().catch((err: unknown) => deps.log.error({ requestId, purpose, err: { name: (err as Error).name, message: (err as Error).message } }, 'code not sent'));
-      }
+      });
       await verifyPage(ctx, details.uid, purpose, email);
     });
   }
@@ -354,23 +362,34 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { step: Login
       { href: `/interaction/${uid}/unlock`, text: 'Locked out? Unlock by e-mail' },
       { href: `/interaction/${uid}/change`, text: 'Change your password' },
     ],
-    /** after a right password: an expired one must be changed before the login completes */
+    /** after a right password: an expired one, or a legacy one that fails the policy, must be changed before the login completes */
     step: {
       id: PASSWORD_EXPIRY_STEP,
       async run(ctx: Context, details: Details, who: Authenticated) {
-        // only a password sign-in can find its password expired
-        if (deps.maxAgeSeconds <= 0 || !who.amr.includes('pwd')) return { done: true };
-        // the strategy read it (and wrote it, for a legacy login) moments ago
-        const account = who.account ?? await deps.accounts.findBySub(who.accountId);
-        if (!account) return { done: true };
-        const since = Date.parse(account.passwordChangedAt ?? account.createdAt);
-        if (!(Date.now() - since > deps.maxAgeSeconds * 1000)) return { done: true };
+        // only a password sign-in can find its password expired or weak
+        if (!who.amr.includes('pwd')) return { done: true };
+        const note = who.pending?.step === PASSWORD_EXPIRY_STEP ? who.pending.data : undefined;
+        const weak = note?.reason === 'policy' ? note : undefined;
+        if (!weak) {
+          if (deps.maxAgeSeconds <= 0) return { done: true };
+          // the strategy read it (and wrote it, for a legacy login) moments ago
+          const account = who.account ?? await deps.accounts.findBySub(who.accountId);
+          if (!account) return { done: true };
+          const since = Date.parse(account.passwordChangedAt ?? account.createdAt);
+          if (!(Date.now() - since > deps.maxAgeSeconds * 1000)) return { done: true };
+        }
         const pending: Pending = { uid: details.uid, sub: who.accountId, amr: who.amr, exp: Date.now() + 15 * 60_000 };
         ctx.cookies.set(EXPIRED_COOKIE, Buffer.from(JSON.stringify(pending)).toString('base64url'), {
           signed: true, httpOnly: true, secure: deps.secureCookies, sameSite: 'strict', path: '/interaction', maxAge: 15 * 60_000, overwrite: true,
         });
-        deps.events.emit('password.expired', { sub: who.accountId, requestId: ctx.state.requestId as string | undefined });
-        await expiredPage(ctx, details.uid);
+        const requestId = ctx.state.requestId as string | undefined;
+        if (weak) {
+          deps.events.emit('password.weak', { sub: who.accountId, requestId, data: { source: weak.source } });
+          await expiredPage(ctx, details.uid, { notice: SELF_SERVICE_MESSAGES.weak, errors: Array.isArray(weak.problems) ? weak.problems : [] });
+        } else {
+          deps.events.emit('password.expired', { sub: who.accountId, requestId });
+          await expiredPage(ctx, details.uid);
+        }
         return { done: false };
       },
     } satisfies LoginStep,

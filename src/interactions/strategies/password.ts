@@ -8,6 +8,15 @@
 // concurrent logins cannot leave two different secrets. Then a
 // `password.migrated` event names the source and scheme (never the password).
 //
+// A legacy password is checked against today's password policy when it
+// matches (LEGACY_PASSWORD_POLICY, per source). With `allow` it is rehashed
+// as any other. With `change` (the default) a password that fails the policy
+// still signs in, but the sign-in leaves the password-expiry step
+// (src/lockout/self-service.ts) a note to ask for a new one before it
+// completes, as for an expired password; the new one replaces the legacy
+// credential (argon2id, the legacy hashes retired). Until then the legacy
+// credential stays, so a user who cancels is asked again next time.
+//
 // An unknown identifier still costs one argon2 verify (dummyVerify), and every
 // failure is the same LoginFailed, so neither the message nor the time tells
 // whether an account exists. The one other message, LegacyPasswordRetired
@@ -34,7 +43,14 @@ export interface PasswordStrategyOptions {
   log?: Logger;
   /** the events seam, when there is one: password.migrated goes there (it logs the line too) */
   events?: { emit(type: string, fields: { sub?: string; data?: Record<string, unknown> }): unknown };
+  /** today's password policy: what is wrong with a password for this account (empty: nothing) */
+  policy?: (password: string, account: Account) => Promise<string[]>;
+  /** LEGACY_PASSWORD_POLICY: source (or "*") -> change | allow */
+  legacyPolicy?: Record<string, 'change' | 'allow'>;
 }
+
+/** the step that asks for a new password (src/lockout/self-service.ts, PASSWORD_EXPIRY_STEP) */
+export const WEAK_LEGACY_PASSWORD = { step: 'password-expiry', reason: 'policy' } as const;
 
 export function passwordStrategy(accounts: AccountStore, hasher: PasswordHasher, opts: PasswordStrategyOptions = {}): LoginStrategy {
   const secrets = opts.legacySecrets ?? {};
@@ -84,6 +100,13 @@ export function passwordStrategy(accounts: AccountStore, hasher: PasswordHasher,
       }
       if (!match || account.status !== 'active') throw new LoginFailed();
       if (sunsetPassed(opts.sunset ?? {}, match.source)) throw new LegacyPasswordRetired();
+
+      // today's policy: a legacy password that fails it is replaced before the sign-in completes (unless its source allows it)
+      const mode = opts.legacyPolicy?.[match.source] ?? opts.legacyPolicy?.['*'] ?? 'change';
+      const problems = mode === 'change' && opts.policy ? await opts.policy(password, account) : [];
+      if (problems.length > 0) {
+        return { accountId: account.sub, amr: ['pwd'], account, pending: { step: WEAK_LEGACY_PASSWORD.step, data: { reason: WEAK_LEGACY_PASSWORD.reason, source: match.source, problems } } };
+      }
 
       const scheme = match.legacy!.scheme ?? detectScheme(match.legacy!.hash) ?? 'unknown';
       let migrated: Account;
