@@ -44,7 +44,7 @@ describe('legacy passwords and the password policy', function () {
     expect(cancelled.html).to.contain(SELF_SERVICE_MESSAGES.weak);
     const [weak] = events(idp, 'password.weak');
     expect(weak?.sub, 'password.weak').to.be.a('string');
-    expect(await kind(weak.sub), 'the legacy credential stays until a new password is set').to.equal('legacy');
+    expect(await kind(weak.sub!), 'the legacy credential stays until a new password is set').to.equal('legacy');
 
     const browser = new IpAgent(idp.issuer, '192.0.2.70');
     const first = await signIn(idp, browser, 'weak@example.com', BCRYPT.password);
@@ -58,7 +58,7 @@ describe('legacy passwords and the password policy', function () {
     const done = await post(browser, form.action, { ...form.fields, password: NEW, confirm: NEW });
     expect(succeeded(done), 'the sign-in completes after the change').to.equal(true);
     expect(events(idp, 'password.changed').filter((e) => e.sub === weak.sub).map((e) => e.reason)).to.deep.equal(['expired']);
-    expect(await kind(weak.sub)).to.equal('argon2id');
+    expect(await kind(weak.sub!)).to.equal('argon2id');
     // from now on: the new password, straight through; the old one no longer
     expect(succeeded(await signIn(idp, new IpAgent(idp.issuer, '192.0.2.71'), 'weak@example.com', NEW))).to.equal(true);
     expect(succeeded(await signIn(idp, new IpAgent(idp.issuer, '192.0.2.72'), 'weak@example.com', BCRYPT.password))).to.equal(false);
