@@ -5,7 +5,8 @@
 import type { ErasureHook } from './accounts/erasure.ts';
 import { lockoutErasure } from './lockout/erasure.ts';
 import { mfaErasure } from './mfa/erasure.ts';
+import { consentErasure } from './consent/erasure.ts';
 
 export function erasureHooks(): ErasureHook[] {
-  return [lockoutErasure, mfaErasure];
+  return [lockoutErasure, mfaErasure, consentErasure];
 }

@@ -33,6 +33,7 @@ import { createMessageSender, type MessageSender } from './events/messages.ts';
 import { createMfa, type Mfa } from './mfa/index.ts';
 import { createLockout, meteredHasher, type Lockout } from './lockout/index.ts';
 import { createFederation, type Federation } from './federation/index.ts';
+import { createConsent, type Consent } from './consent/index.ts';
 import type { AccountPageSection } from './interactions/account-page.ts';
 
 export interface RunningServer {
@@ -50,6 +51,8 @@ export interface RunningServer {
   lockout: Lockout;
   /** sign-in through upstream IdPs: the connection store (tests reach it) */
   federation: Federation;
+  /** what users and admins allowed, and roles (tests reach the stores) */
+  consent: Consent;
   close(): Promise<void>;
 }
 
@@ -92,10 +95,12 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const flow = new LoginFlow(() => host.provider);
     const accountSections: AccountPageSection[] = [];
     const mfa = createMfa({ config, storage, accounts, events, messages, views, flow, accountSections });
+    // consent: remembered and admin consent, the consent screen, connected apps, roles claims
+    const consent = createConsent({ config, storage, events, provider: () => host.provider });
     // outermost: refresh and code exchange prefetch and write together (token-pipeline.ts)
     const adapter = withTokenPipeline(withTokenKindLookup(withClientCache(withSealedClientSecrets(createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc }), () => keyring,
       (clientId, err) => log.error({ event: 'client.secret.integrity', clientId, err: { name: err.name, message: err.message } }, 'sealed client secret refused')), clientCache)));
-    const host = new ProviderHost({ config, adapter, accounts, keyring, registry, views, mfa: mfa.hooks }, log);
+    const host = new ProviderHost({ config, adapter, accounts, keyring, registry, views, mfa: mfa.hooks, consent: consent.providerHooks }, log);
 
     const password = passwordStrategy(accounts, hasher, {
       legacySecrets: loadLegacySecrets(config), sunset: config.accounts.legacySunset, argon2: config.argon2, log, events,
@@ -106,7 +111,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const lockout = createLockout({ config, storage, keyring, accounts, hasher, events, messages, log, views, flow });
     // sign-in through upstream IdPs (docs: README, openid-configuration.md)
     const federation = createFederation({ config, storage, keyring, accounts, flow, views, events, messages, log });
-    accountSections.push(federation.accountSection);
+    accountSections.push(federation.accountSection, consent.accountSection);
     flow.useStrategy(password).useStrategy(federation.strategy).useGuard(lockout.guard)
       .useExtension(federation.extension).useExtension(lockout.extension);
     // the steps after the first factor, in their order
@@ -120,7 +125,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
       ready: async () => {
         await storage.raw.send(new DescribeTableCommand({ TableName: storage.tables.oidc }), { abortSignal: AbortSignal.timeout(2000) });
       },
-      routers: [interactionRouter({ flow, views, accounts, secureCookies: config.secureCookies }), lockout.router, ...mfa.routers, ...federation.routers],
+      routers: [interactionRouter({ flow, views, accounts, secureCookies: config.secureCookies, consent: consent.screen }), lockout.router, ...mfa.routers, ...federation.routers, ...consent.routers],
       formActionSources: federation.formActionSources,
       hsts: config.issuer.startsWith('https:'),
       // upstream logout follows ours (federation/logout.ts)
@@ -148,7 +153,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
 
     let closing: Promise<void> | undefined;
     return {
-      url, server, storage, keyring, host, log, events, messages, lockout, mfa, federation,
+      url, server, storage, keyring, host, log, events, messages, lockout, mfa, federation, consent,
       close() {
         closing ??= (async () => {
           keysRefresh.stop();

@@ -85,8 +85,9 @@ describe('sign-in in a real browser', function () {
 
   it('Cancel (sign-in page, fields left empty) and Deny (consent page) post their forms and return access_denied to the app', async () => {
     const rp = await oidc.discovery(new URL(idp.issuer), 'browser-app', 'browser-secret-0123456789abcdefghij', undefined, { execute: [oidc.allowInsecureRequests] });
+    // prompt=consent: lin's consent from the test above is remembered, and Deny needs the consent page
     const authorize = async (state: string) => oidc.buildAuthorizationUrl(rp, {
-      redirect_uri: callbackUrl, scope: 'openid email', state,
+      redirect_uri: callbackUrl, scope: 'openid email', state, prompt: 'consent',
       code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256',
     }).href;
     const expectDenied = (url: string, state: string) => {

@@ -70,6 +70,15 @@ export interface Config {
   lockout: LockoutConfig;
   /** what a new password must satisfy (docs/lockout.md, "Password policy") */
   passwordPolicy: PasswordPolicyConfig;
+  /** consent, admin consent and roles (src/consent, README "Consent and roles") */
+  consent: ConsentConfig;
+}
+
+export interface ConsentConfig {
+  /** CONSENT_CACHE_SECONDS: admin consents, role definitions and users' roles are reused this long per process (0: read every time) */
+  cacheSeconds: number;
+  /** ROLES_CLAIMS_MAX_BYTES: above this JSON size the roles and permissions claims leave ID tokens and JWT access tokens */
+  rolesClaimsMaxBytes: number;
 }
 
 export interface AccountsConfig {
@@ -213,6 +222,10 @@ export function loadConfig(env: Env = process.env): Config {
     mfa: mfaConfig(env, issuer),
     lockout: lockoutConfig(env),
     passwordPolicy: passwordPolicyConfig(env),
+    consent: {
+      cacheSeconds: int(env, 'CONSENT_CACHE_SECONDS', 10, 0, 3600),
+      rolesClaimsMaxBytes: int(env, 'ROLES_CLAIMS_MAX_BYTES', 4096, 64, 1_000_000),
+    },
   };
 }
 

@@ -2,8 +2,8 @@
 // signed in (oidc-provider's session cookie), the CSRF token of its forms
 // (an HMAC of the session uid under a random secret in a signed, httpOnly,
 // SameSite=Strict cookie on /account), and the sections other capabilities
-// add to it (federation: linked sign-ins), each with forms that post to
-// their own routes under /account.
+// add to it (federation: linked sign-ins; consent: connected apps), each
+// with forms that post to their own routes under /account.
 import crypto from 'node:crypto';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
@@ -41,6 +41,10 @@ export function verifyAccountCsrf(ctx: Context, s: { uid: string }, submitted: u
 /** one row of a section: text, a detail line, and optionally a button that posts `fields` (with the page's CSRF token) to `action` */
 export interface AccountSectionItem {
   text: string;
+  /** an https image shown beside the text (e.g. an app's logo) */
+  logoUri?: string;
+  /** a short list under the text (e.g. what an app can see) */
+  lines?: string[];
   detail?: string;
   action?: { url: string; fields: Record<string, string>; button: string };
 }
@@ -56,4 +60,6 @@ export interface AccountSection {
 /** a capability's part of the account page */
 export interface AccountPageSection {
   render(ctx: Context, session: AccountSession): Promise<AccountSection>;
+  /** what /account?done=<key> says after this section's forms redirect back */
+  notices?: Record<string, string>;
 }

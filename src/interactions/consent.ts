@@ -1,9 +1,20 @@
 // Consent: the user allowed what the prompt says is missing. Extend the
 // existing grant (or start one) with exactly those scopes, claims and
-// resource scopes, and hand its id back to oidc-provider.
+// resource scopes, and hand its id back to oidc-provider. A consent
+// capability (src/consent) may take the page over through ConsentScreen:
+// what the page shows beyond the basics, and what "Allow" does.
+import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+/** the consent page's capability (src/consent/screen.ts) */
+export interface ConsentScreen {
+  /** locals of views/consent.ejs beyond the form basics (action, csrf, abortUrl, client) */
+  locals(ctx: Context, details: Details): Promise<Record<string, unknown>>;
+  /** "Allow" (CSRF already checked): what goes to oidc-provider as the consent result */
+  approve(ctx: Context, details: Details, fields: Record<string, unknown>): Promise<{ grantId?: string }>;
+}
 
 export async function approveConsent(provider: Provider, details: Details): Promise<{ grantId?: string }> {
   const { prompt, params, session } = details;

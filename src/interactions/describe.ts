@@ -18,6 +18,7 @@ const SCOPES: Readonly<Record<string, string>> = {
   phone: 'See your phone number',
   address: 'See your postal address',
   offline_access: 'Stay signed in and access your data when you are not using the app',
+  roles: 'See your roles and permissions',
 };
 
 const CLAIMS: Readonly<Record<string, string>> = {
@@ -41,6 +42,8 @@ const CLAIMS: Readonly<Record<string, string>> = {
   phone_number_verified: 'See whether your phone number is verified',
   address: 'See your postal address',
   updated_at: 'See when your profile was last updated',
+  roles: 'See your roles',
+  permissions: 'See your permissions',
 };
 
 function describe(names: readonly string[], known: Readonly<Record<string, string>>): Described[] {

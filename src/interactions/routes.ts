@@ -12,7 +12,7 @@ import { LegacyPasswordRetired, LoginFailed, MethodNotAllowed, UnexpectedPrompt 
 import { deviceId, ensureDeviceId } from './device.ts';
 import { TRY_LATER, type Attempt } from './guard.ts';
 import { describeClaims, describeScopes } from './describe.ts';
-import { approveConsent } from './consent.ts';
+import { approveConsent, type ConsentScreen } from './consent.ts';
 import type { LoginFlow } from './flow.ts';
 
 export interface InteractionDeps {
@@ -21,6 +21,8 @@ export interface InteractionDeps {
   views: Views;
   accounts: AccountStore;
   secureCookies: boolean;
+  /** the consent capability (src/consent): the page's further locals and what Allow does */
+  consent?: ConsentScreen;
 }
 
 function clientView(client: { clientName?: string; clientId: string; clientUri?: string; logoUri?: string; policyUri?: string; tosUri?: string }) {
@@ -82,6 +84,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
       scopes: describeScopes(d.missingOIDCScope ?? []),
       claims: describeClaims(d.missingOIDCClaims ?? []),
       resources: Object.entries(d.missingResourceScopes ?? {}).map(([indicator, scopes]) => ({ indicator, scopes })),
+      ...(deps.consent ? await deps.consent.locals(ctx, details) : {}),
     });
   }
 
@@ -168,7 +171,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
     const provider = flow.provider();
     const details = await currentInteraction(provider, ctx, 'consent');
     verifyCsrf(ctx, details.uid, form(ctx).csrf);
-    const consent = await approveConsent(provider, details);
+    const consent = deps.consent ? await deps.consent.approve(ctx, details, form(ctx)) : await approveConsent(provider, details);
     await flow.finish(ctx, details, { consent }, true);
   });
 

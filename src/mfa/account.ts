@@ -99,6 +99,11 @@ export function accountRouter(deps: AccountPageDeps): Router {
     return s;
   }
 
+  // the sections' notices are read per request: capabilities add their sections after this router is built
+  const notices = (): Record<string, string> => Object.assign(Object.create(null) as Record<string, string>,
+    { revoked: 'The device was forgotten.', 'revoked-all': 'All remembered devices were forgotten.', unlinked: 'The sign-in was removed from your account.' },
+    ...(deps.sections ?? []).map((x) => x.notices ?? {}));
+
   router.get('/', async (ctx) => {
     const s = await session(ctx);
     ctx.type = 'html';
@@ -119,7 +124,7 @@ export function accountRouter(deps: AccountPageDeps): Router {
       recoveryRemaining: status.recoveryRemaining,
       devices: status.devices.map((d) => ({ id: d.id, label: d.label, createdAt: d.createdAt.slice(0, 10), expiresAt: new Date(d.expiresAt * 1000).toISOString().slice(0, 10), current: d.id === here })),
       sections,
-      notice: typeof ctx.query.done === 'string' ? ({ revoked: 'The device was forgotten.', 'revoked-all': 'All remembered devices were forgotten.', unlinked: 'The sign-in was removed from your account.' } as Record<string, string>)[ctx.query.done] : undefined,
+      notice: typeof ctx.query.done === 'string' ? notices()[ctx.query.done] : undefined,
     });
   });
 

@@ -16,14 +16,17 @@ import { bitsOfOpaqueRandomness } from './token-kinds.ts';
 import { accountCheckDeferrable, deferAccountCheck, takePrefetchedAccount } from './token-pipeline.ts';
 import { acrValues, mfaInteractionPolicy, validateMfaPolicyMetadata, type MfaProviderHooks } from '../mfa/policy.ts';
 import { accountClientMetadata } from '../mfa/account.ts';
+import type { ConsentProviderHooks } from '../consent/grants.ts';
+import { ROLE_CLAIMS, ROLES_SCOPE } from '../consent/roles.ts';
 
-export const SCOPES = ['openid', 'offline_access', 'email', 'profile', 'phone'];
+export const SCOPES = ['openid', 'offline_access', 'email', 'profile', 'phone', ROLES_SCOPE];
 
 export const CLAIMS = {
   openid: ['sub'],
   email: ['email', 'email_verified'],
   phone: ['phone_number', 'phone_number_verified'],
   profile: ['name', 'given_name', 'family_name', 'updated_at'],
+  [ROLES_SCOPE]: [...ROLE_CLAIMS],
 };
 
 export interface ConfigurationDeps {
@@ -35,6 +38,8 @@ export interface ConfigurationDeps {
   views: Views;
   /** MFA (src/mfa/policy.ts): the `mfa_required` login check, and the account page's client */
   mfa?: MfaProviderHooks;
+  /** consent (src/consent/grants.ts): remembered and admin consent, optional scopes, the roles claims */
+  consent?: ConsentProviderHooks;
 }
 
 /**
@@ -102,8 +107,10 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
       names: { session: 'idp.session', interaction: 'idp.interaction', resume: 'idp.resume' },
     },
     scopes: SCOPES,
-    // acr and amr ride with `openid`: every ID token says how THIS authentication was made (docs/mfa.md)
-    claims: { ...CLAIMS, openid: [...CLAIMS.openid, 'acr', 'amr'] },
+    // acr and amr ride with `openid`: every ID token says how THIS authentication was made (docs/mfa.md);
+    // so do roles and permissions, which claims() gives only when the roles scope was granted (with
+    // conformIdTokenClaims the ID token of the code flow is masked to `openid`)
+    claims: { ...CLAIMS, openid: [...CLAIMS.openid, 'acr', 'amr', ...ROLE_CLAIMS] },
     // urn:idp:acr:pwd and urn:idp:acr:mfa (docs/mfa.md)
     acrValues: acrValues(),
     ...(deps.mfa ? { clients: [accountClientMetadata(config.issuer)] } : {}),
@@ -122,9 +129,14 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
       id_token_signed_response_alg: 'RS256',
     },
     extraClientMetadata: {
-      properties: ['first_party', 'mfa_policy'],
+      properties: ['first_party', 'mfa_policy', ...(deps.consent?.properties ?? [])],
       validator(_ctx, key, value) {
         validateMfaPolicyMetadata(key, value);
+        try {
+          deps.consent?.validateMetadata(key, value);
+        } catch (err) {
+          throw new errors.InvalidClientMetadata((err as Error).message);
+        }
         if (key === 'first_party' && value !== undefined && typeof value !== 'boolean') {
           throw new errors.InvalidClientMetadata('first_party must be a boolean');
         }
@@ -206,12 +218,16 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
       ...(deps.mfa ? { policy: mfaInteractionPolicy(deps.mfa) } : {}),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
-    // First-party clients skip consent: their grant covers what they ask for.
+    // The session's grant (with the client's admin consent added); first-party clients skip
+    // consent: their grant covers what they ask for; otherwise a grant from what the user
+    // allowed before and what an admin allowed everyone (src/consent/grants.ts).
     loadExistingGrant: async (ctx: KoaContextWithOIDC) => {
       const { client, session, provider } = ctx.oidc;
       const grantId = ctx.oidc.result?.consent?.grantId || session!.grantIdFor(client!.clientId);
-      if (grantId) return provider.Grant.find(grantId);
-      if (!client || !isFirstParty(client)) return undefined;
+      const existing = grantId ? await provider.Grant.find(grantId) : undefined;
+      if (existing) return deps.consent ? deps.consent.withAdminConsent(ctx, existing) : existing;
+      if (grantId && !deps.consent) return undefined;
+      if (!client || !isFirstParty(client)) return deps.consent?.remembered(ctx);
       const grant = new provider.Grant({ clientId: client.clientId, accountId: session!.accountId });
       grant.addOIDCScope(String(ctx.oidc.params?.scope ?? 'openid'));
       const claims = ctx.oidc.params?.claims;
@@ -227,7 +243,12 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
       await grant.save();
       return grant;
     },
-    findAccount: async (_ctx, sub) => {
+    // roles and permissions in access tokens whose scope carries `roles` (src/consent/roles.ts)
+    ...(deps.consent ? { extraTokenClaims: (ctx, token) => deps.consent!.extraTokenClaims(ctx, token as never) } : {}),
+    findAccount: async (ctx, sub) => {
+      // what the user allowed this client, read beside the account (an authorization without a grant)
+      deps.consent?.prefetch(ctx, sub);
+      const roleClaims = (use: string, scope: string) => deps.consent?.accountClaims(sub, use, scope) ?? {};
       const unavailable = (err: unknown) => (err instanceof StorageUnavailable ? new ServiceUnavailable(undefined, { cause: err }) : err);
       // a refresh or code exchange read it already, beside the token (token-pipeline.ts)
       const prefetched = takePrefetchedAccount<Account | undefined>(sub);
@@ -240,10 +261,10 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
         deferAccountCheck(usable.then((a) => { if (!a) throw refuse(); }));
         return {
           accountId: sub,
-          claims: async () => {
-            const a = await usable;
+          claims: async (use, scope) => {
+            const [a, roles] = await Promise.all([usable, roleClaims(use, scope)]);
             if (!a) throw refuse();
-            return standardClaims(a) as { sub: string };
+            return { ...standardClaims(a), ...roles } as { sub: string };
           },
         };
       }
@@ -257,7 +278,7 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
       const found = account;
       return {
         accountId: found.sub,
-        claims: async () => standardClaims(found) as { sub: string },
+        claims: async (use, scope) => ({ ...standardClaims(found), ...(await roleClaims(use, scope)) }) as { sub: string },
       };
     },
     renderError: async (ctx, out, error) => {
