@@ -13,7 +13,7 @@ import { expect } from 'chai';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { ClientCache, TtlCache, withClientCache } from '../src/provider/client-cache.ts';
-import { bitsOfOpaqueRandomness, hintsOf, mayBelongTo, withHints, withTokenKindLookup } from '../src/provider/token-kinds.ts';
+import { bitsOfOpaqueRandomness, hintKey, hintsOf, mayBelongTo, withHints, withTokenKindLookup } from '../src/provider/token-kinds.ts';
 import { Registry } from '../src/provider/registry.ts';
 import { createDynamoAdapter } from '../adapters/dynamodb.ts';
 import { DynamoAccountStore } from '../src/accounts/dynamo-store.ts';
@@ -285,7 +285,13 @@ describe('DynamoDB round trips per request (the real IdP)', function () {
     expect(ex.trips, JSON.stringify(ex)).to.be.at.most(2);
     expect(ex.calls, JSON.stringify(ex)).to.be.at.most(6);
     let rt = ex.result.body.refresh_token;
-    expect(hintsOf('RefreshToken', rt)).to.deep.include({ accountId: sub });
+    expect(hintsOf('RefreshToken', rt, idp.host.hintKey)).to.deep.include({ accountId: sub });
+    // the values handed out name neither the grant nor the account (the hints are sealed)
+    const grantId = hintsOf('RefreshToken', rt, idp.host.hintKey).grantId!;
+    for (const value of [rt, ex.result.body.access_token as string, code]) {
+      expect(value).to.not.contain(grantId);
+      expect(value).to.not.contain(Buffer.from(sub, 'utf8').toString('base64url'));
+    }
     for (let i = 0; i < 3; i++) {
       const r = await trips.measure(() => token('webapp', { grant_type: 'refresh_token', refresh_token: rt }));
       expect(r.result.status, JSON.stringify(r.result.body)).to.equal(200);
@@ -299,7 +305,7 @@ describe('DynamoDB round trips per request (the real IdP)', function () {
   it('introspection of a user\'s access or refresh token ≤ 1 round trip (token ∥ its grant)', async () => {
     const { code, verifier } = await signIn();
     const t = (await exchange(code, verifier)).body;
-    expect(hintsOf('AccessToken', t.access_token).grantId).to.equal(hintsOf('RefreshToken', t.refresh_token).grantId);
+    expect(hintsOf('AccessToken', t.access_token, idp.host.hintKey).grantId).to.equal(hintsOf('RefreshToken', t.refresh_token, idp.host.hintKey).grantId);
     for (const value of [t.access_token, t.refresh_token]) {
       const intro = await trips.measure(() => fetch(`${idp.url}/token/introspection`, {
         method: 'POST', headers: { authorization: basic('webapp'), 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: value }),
@@ -341,7 +347,7 @@ describe('DynamoDB round trips per request (the real IdP)', function () {
     // the reuse revoked the grant: the winner's tokens are dead too
     const again = await token('webapp', { grant_type: 'refresh_token', refresh_token: ok[0].body.refresh_token });
     expect(again.body.error).to.equal('invalid_grant');
-    expect(await grantMembers(hintsOf('RefreshToken', rt).grantId!)).to.deep.equal([]);
+    expect(await grantMembers(hintsOf('RefreshToken', rt, idp.host.hintKey).grantId!)).to.deep.equal([]);
   });
 
   it('code exchange for an account deleted after the login: invalid_grant, and the tokens it wrote are gone', async () => {
@@ -350,7 +356,7 @@ describe('DynamoDB round trips per request (the real IdP)', function () {
     const ua = new UserAgent(idp.issuer);
     const { verifier, form } = await loginPage(ua);
     const code = await toCode(ua, await ua.request(form.action, { form: { ...form.fields, login: other, password: PASSWORD } }));
-    const grantId = hintsOf('AuthorizationCode', code).grantId!;
+    const grantId = hintsOf('AuthorizationCode', code, idp.host.hintKey).grantId!;
     await idp.cli('users', 'delete', '--erase', goneSub);
     const r = await exchange(code, verifier);
     expect(r.status).to.equal(400);
@@ -363,7 +369,7 @@ describe('DynamoDB round trips per request (the real IdP)', function () {
   it('a write that fails in the write wave: 503, and the tokens written beside it are destroyed', async () => {
     const { code, verifier } = await signIn();
     const first = await exchange(code, verifier);
-    const grantId = hintsOf('RefreshToken', first.body.refresh_token).grantId!;
+    const grantId = hintsOf('RefreshToken', first.body.refresh_token, idp.host.hintKey).grantId!;
     const before = await grantMembers(grantId);
     const failing = failFirst(idp, 'BatchWriteCommand');
     let r;
@@ -381,7 +387,7 @@ describe('DynamoDB round trips per request (the real IdP)', function () {
   it('a value with made-up hints is not found, and the account it names is read but not opened', async () => {
     const { code, verifier } = await signIn();
     const rt = (await exchange(code, verifier)).body.refresh_token;
-    const forged = withHints('RefreshToken', crypto.randomBytes(40).toString('base64url').slice(0, 46), hintsOf('RefreshToken', rt).grantId, sub);
+    const forged = withHints('RefreshToken', crypto.randomBytes(40).toString('base64url').slice(0, 46), hintsOf('RefreshToken', rt, idp.host.hintKey).grantId, sub, idp.host.hintKey);
     const r = await token('webapp', { grant_type: 'refresh_token', refresh_token: forged });
     expect(r.body.error).to.equal('invalid_grant');
     // the store's side of it: read now, opened only once confirmed
@@ -401,28 +407,44 @@ describe('DynamoDB round trips per request (the real IdP)', function () {
 });
 
 describe('token value hints (token-kinds.ts)', () => {
-  it('refresh tokens name grant and account, codes and access tokens only the grant; other kinds and bad ids get none', () => {
-    const rt = withHints('RefreshToken', 'r'.repeat(46), 'G_rant-1', 'user:ü/1');
-    expect(rt.startsWith(`${'r'.repeat(46)}~G_rant-1~`)).to.equal(true);
-    expect(hintsOf('RefreshToken', rt)).to.deep.equal({ grantId: 'G_rant-1', accountId: 'user:ü/1' });
-    const code = withHints('AuthorizationCode', 'c'.repeat(43), 'G1', 'someone');
-    expect(code).to.equal(`${'c'.repeat(43)}~G1`);
-    expect(hintsOf('AuthorizationCode', code)).to.deep.equal({ grantId: 'G1' });
-    expect(withHints('AccessToken', 'a'.repeat(44), 'G1', 'x')).to.equal(`${'a'.repeat(44)}~G1`);
-    expect(withHints('ClientCredentials', 'c'.repeat(45), 'G1', 'x')).to.equal('c'.repeat(45));
-    expect(withHints('RefreshToken', 'r'.repeat(46), 'bad id', 'x')).to.equal('r'.repeat(46));
-    expect(hintsOf('RefreshToken', 'r'.repeat(46))).to.deep.equal({});
-    expect(hintsOf('RefreshToken', `${'r'.repeat(46)}~g~a~b`)).to.deep.equal({});
+  const key = hintKey(crypto.randomBytes(32));
+  it('refresh tokens name grant and account, codes and access tokens only the grant — sealed, so the value shows neither; other kinds and bad ids get none', () => {
+    const rt = withHints('RefreshToken', 'r'.repeat(46), 'G_rant-1', 'user:ü/1', key);
+    expect(rt.startsWith(`${'r'.repeat(46)}~`)).to.equal(true);
+    expect(rt).to.not.contain('G_rant-1');
+    expect(rt).to.not.contain(Buffer.from('user:ü/1').toString('base64url'));
+    expect(hintsOf('RefreshToken', rt, key)).to.deep.equal({ grantId: 'G_rant-1', accountId: 'user:ü/1' });
+    const code = withHints('AuthorizationCode', 'c'.repeat(43), 'G1', 'someone', key);
+    expect(code).to.not.contain('G1').and.not.contain('someone');
+    expect(hintsOf('AuthorizationCode', code, key)).to.deep.equal({ grantId: 'G1' });
+    const at = withHints('AccessToken', 'a'.repeat(44), 'G1', 'x', key);
+    expect(hintsOf('AccessToken', at, key)).to.deep.equal({ grantId: 'G1' });
+    // a fresh nonce each time: two tokens of one grant do not share their hint
+    expect(withHints('AccessToken', 'a'.repeat(44), 'G1', 'x', key)).to.not.equal(at);
+    expect(withHints('ClientCredentials', 'c'.repeat(45), 'G1', 'x', key)).to.equal('c'.repeat(45));
+    expect(withHints('RefreshToken', 'r'.repeat(46), 'bad id', 'x', key)).to.equal('r'.repeat(46));
+    expect(hintsOf('RefreshToken', 'r'.repeat(46), key)).to.deep.equal({});
+    expect(hintsOf('RefreshToken', `${'r'.repeat(46)}~g~a~b`, key)).to.deep.equal({});
+  });
+
+  it('a hint that was tampered with, sealed under another key, or an old plaintext one, is no hint', () => {
+    const rt = withHints('RefreshToken', 'r'.repeat(46), 'G1', 'sub-1', key);
+    const [random, sealed] = rt.split('~');
+    const raw = Buffer.from(sealed, 'base64url');
+    raw[14] ^= 1;
+    expect(hintsOf('RefreshToken', `${random}~${raw.toString('base64url')}`, key)).to.deep.equal({});
+    expect(hintsOf('RefreshToken', rt, hintKey(crypto.randomBytes(32)))).to.deep.equal({});
+    expect(hintsOf('RefreshToken', `${'r'.repeat(46)}~G1~${Buffer.from('sub-1').toString('base64url')}`, key)).to.deep.equal({});
   });
 
   it('a hinted value may be only what it says (by the length of its random part)', () => {
-    const rt = withHints('RefreshToken', 'r'.repeat(46), 'G1', 's');
+    const rt = withHints('RefreshToken', 'r'.repeat(46), 'G1', 's', key);
     expect(mayBelongTo('RefreshToken', rt)).to.equal(true);
     expect(mayBelongTo('AccessToken', rt)).to.equal(false);
     expect(mayBelongTo('ClientCredentials', rt)).to.equal(false);
     expect(mayBelongTo('RefreshToken', `${'r'.repeat(45)}~G1`)).to.equal(false);
     expect(mayBelongTo('AuthorizationCode', `${'c'.repeat(43)}~G1`)).to.equal(true);
-    const at = withHints('AccessToken', 'a'.repeat(44), 'G1', 's');
+    const at = withHints('AccessToken', 'a'.repeat(44), 'G1', 's', key);
     expect(mayBelongTo('AccessToken', at)).to.equal(true);
     expect(mayBelongTo('RefreshToken', at)).to.equal(false);
     expect(mayBelongTo('ClientCredentials', at)).to.equal(false);

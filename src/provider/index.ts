@@ -8,6 +8,7 @@ import type { Middleware } from 'koa';
 import type { Logger } from '../logging/index.ts';
 import { buildConfiguration, type ConfigurationDeps } from './configuration.ts';
 import { installTokenPipeline, introspectionScope } from './token-pipeline.ts';
+import { hintKey } from './token-kinds.ts';
 import { MetadataCache } from './metadata-cache.ts';
 
 /** oidc-provider's introspection route (configuration.routes leaves the default) */
@@ -20,6 +21,8 @@ export class ProviderHost {
   private readonly log: Logger;
   /** what of the token pipeline (token-pipeline.ts) runs in the current provider */
   pipeline = { handlers: false, hints: false };
+  /** seals and opens the hints in token values (token-kinds.ts) */
+  hintKey!: Buffer;
   /** JWKS and discovery answers of the current provider (metadata-cache.ts) */
   private readonly metadata = new MetadataCache(['/jwks', '/.well-known/openid-configuration']);
 
@@ -38,7 +41,8 @@ export class ProviderHost {
     const provider = new Provider(this.deps.config.issuer, buildConfiguration(this.deps));
     provider.proxy = this.deps.config.trustProxyHops > 0;
     // refresh and code exchange: reads prefetched, writes sent together (token-pipeline.ts)
-    this.pipeline = installTokenPipeline(provider, { loadAccount: (sub, onlyIf) => this.deps.accounts.findBySub(sub, { onlyIf }) });
+    this.hintKey = hintKey(this.deps.keyring.blindIndexKey());
+    this.pipeline = installTokenPipeline(provider, { loadAccount: (sub, onlyIf) => this.deps.accounts.findBySub(sub, { onlyIf }), hintKey: this.hintKey });
     if (!this.pipeline.handlers || !this.pipeline.hints) {
       this.log.warn({ pipeline: this.pipeline }, 'token pipeline not (fully) installed: refresh and code exchange make more DynamoDB round trips');
     }
@@ -64,7 +68,7 @@ export class ProviderHost {
     const fromCache = this.metadata.middleware((ctx, next) => this.handler(ctx, next));
     return (ctx, next) => {
       // the token and its grant in one round trip (token-pipeline.ts)
-      if (ctx.method === 'POST' && ctx.path === INTROSPECTION) return introspectionScope(() => this.handler(ctx, next));
+      if (ctx.method === 'POST' && ctx.path === INTROSPECTION) return introspectionScope(() => this.handler(ctx, next), this.hintKey);
       if (this.metadata.handles(ctx)) return fromCache(ctx, next);
       return this.handler(ctx, next);
     };

@@ -20,21 +20,28 @@
 // extra randomness only makes the values harder to guess.
 //
 // Refresh tokens, authorization codes and opaque access tokens of a grant
-// also name, after their random part, the grant they belong to (and refresh
-// tokens the account), so that the token endpoint and introspection read
-// token, grant (and account) in one round trip (token-pipeline.ts):
+// also carry, after their random part, the grant they belong to (and refresh
+// tokens the account), ENCRYPTED, so that the token endpoint and
+// introspection read token, grant (and account) in one round trip
+// (token-pipeline.ts) while a token handed out reveals no internal id:
 //
-//   refresh token       <46 random>~<grantId>~<base64url(accountId)>
-//   authorization code  <43 random>~<grantId>
-//   access token        <44 random>~<grantId>
+//   refresh token       <46 random>~<sealed(grantId, accountId)>
+//   authorization code  <43 random>~<sealed(grantId)>
+//   access token        <44 random>~<sealed(grantId)>
+//
+//   sealed = base64url(nonce(12) ‖ AES-256-GCM ciphertext ‖ tag(16)), under a
+//   key derived (HKDF-SHA256, "idp token hints v1") from the keyring's
+//   blind-index key, so every instance opens what any other sealed. A random
+//   96-bit nonce per token keeps this key safe for 2^32 tokens (years at
+//   millions a day); a new blind-index key starts a new count.
 //
 // These are hints, never trusted: the item is found by the whole value, and
 // the prefetched grant and account are used only when the stored item names
-// exactly them. Codes travel through the browser and access tokens to
-// resource servers, so they carry no account id; the refresh token goes only
-// to the client, which has the `sub` already. The random part is what it
-// was: the values are only longer. A value without hints (issued before, or
-// by a provider where the pipeline is not installed) is looked up as before.
+// exactly them; a hint that does not open (tampered, another key, or an old
+// plaintext hint) is no hint. The random part is what it was: the values are
+// only longer. A value without hints (issued before, or by a provider where
+// the pipeline is not installed) is looked up as before.
+import crypto from 'node:crypto';
 import type { Adapter, AdapterPayload, KoaContextWithOIDC } from 'oidc-provider';
 
 const BITS: Record<string, number> = { AccessToken: 264, ClientCredentials: 270, RefreshToken: 276 };
@@ -65,23 +72,41 @@ export function mayBelongTo(model: string, id: string): boolean {
   return id.length === own || id.length === LEGACY_LENGTH;
 }
 
-/** a new value of `model`: its random part, then the grant (and account) it belongs to */
-export function withHints(model: string, random: string, grantId: unknown, accountId: unknown): string {
-  const kind = HINTED[model];
-  if (!kind || typeof grantId !== 'string' || !ID_CHARS.test(grantId)) return random;
-  const parts = [random, grantId];
-  if (kind.account && typeof accountId === 'string' && accountId) parts.push(Buffer.from(accountId, 'utf8').toString('base64url'));
-  return parts.join(HINT_SEPARATOR);
+/** the key that seals hints: from the keyring's blind-index key, for this use only */
+export function hintKey(blindIndexKey: Buffer): Buffer {
+  return Buffer.from(crypto.hkdfSync('sha256', blindIndexKey, Buffer.alloc(0), 'idp token hints v1', 32));
 }
 
-/** what a value says it belongs to (unverified), or {} */
-export function hintsOf(model: string, id: string): { grantId?: string; accountId?: string } {
+/** a new value of `model`: its random part, then the grant (and account) it belongs to, sealed under `key` */
+export function withHints(model: string, random: string, grantId: unknown, accountId: unknown, key: Buffer): string {
+  const kind = HINTED[model];
+  if (!kind || typeof grantId !== 'string' || !ID_CHARS.test(grantId)) return random;
+  const plain = kind.account && typeof accountId === 'string' && accountId ? `${grantId}\0${accountId}` : grantId;
+  const nonce = crypto.randomBytes(12);
+  const cipher = crypto.createCipheriv('aes-256-gcm', key, nonce);
+  const sealed = Buffer.concat([nonce, cipher.update(plain, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+  return `${random}${HINT_SEPARATOR}${sealed.toString('base64url')}`;
+}
+
+/** what a value says it belongs to (unverified), or {} when it has no hint that opens under `key` */
+export function hintsOf(model: string, id: string, key: Buffer): { grantId?: string; accountId?: string } {
   const kind = HINTED[model];
   if (!kind || typeof id !== 'string') return {};
-  const [, grantId, account, ...rest] = id.split(HINT_SEPARATOR);
-  if (!grantId || rest.length || !ID_CHARS.test(grantId)) return {};
-  if (!kind.account || !account || account.length > 344 || !/^[A-Za-z0-9_-]+$/.test(account)) return { grantId };
-  return { grantId, accountId: Buffer.from(account, 'base64url').toString('utf8') };
+  const [, sealed, ...rest] = id.split(HINT_SEPARATOR);
+  if (!sealed || rest.length || sealed.length > 700 || !/^[A-Za-z0-9_-]+$/.test(sealed)) return {};
+  const raw = Buffer.from(sealed, 'base64url');
+  if (raw.length < 12 + 16 + 1) return {};
+  let plain: string;
+  try {
+    const decipher = crypto.createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
+    decipher.setAuthTag(raw.subarray(raw.length - 16));
+    plain = Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString('utf8');
+  } catch {
+    return {};
+  }
+  const [grantId, accountId, ...more] = plain.split('\0');
+  if (!grantId || more.length || !ID_CHARS.test(grantId)) return {};
+  return kind.account && accountId ? { grantId, accountId } : { grantId };
 }
 
 type AdapterClass = new (name: string) => Adapter;

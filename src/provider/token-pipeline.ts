@@ -73,6 +73,8 @@ const DEFERRABLE = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode'])
 export interface TokenPipelineOptions {
   /** the account for findAccount, as configuration.findAccount reads it; opened only if `onlyIf` resolves true */
   loadAccount(sub: string, onlyIf?: Promise<boolean>): Promise<unknown>;
+  /** the key that seals and opens the hints in token values (token-kinds.ts hintKey) */
+  hintKey: Buffer;
 }
 
 /** one request that looks up (introspection) or redeems (a grant) a token */
@@ -91,8 +93,11 @@ export class TokenRequestScope {
   private readonly issued: Array<() => Promise<void>> = [];
   private sourceSeen = false;
 
-  constructor(sources: string[], redeem?: TokenPipelineOptions['loadAccount']) {
+  private readonly hintKey: Buffer;
+
+  constructor(sources: string[], hintKey: Buffer, redeem?: TokenPipelineOptions['loadAccount']) {
     this.sources = new Set(sources);
+    this.hintKey = hintKey;
     this.redeeming = redeem !== undefined;
     this.loadAccount = redeem;
   }
@@ -126,7 +131,7 @@ export class TokenRequestScope {
    */
   sourceFind(model: string, id: string, grants: Adapter): (payload: AdapterPayload | undefined) => void {
     if (!this.sources.has(model) || this.sourceSeen || !mayBelongTo(model, id)) return () => {};
-    const hints = hintsOf(model, id);
+    const hints = hintsOf(model, id, this.hintKey);
     let confirm: (yes: boolean) => void = () => {};
     const confirmed = new Promise<boolean>((resolve) => { confirm = resolve; });
     if (hints.grantId) this.prefetch(`Grant#${hints.grantId}`, () => grants.find(hints.grantId!));
@@ -194,8 +199,8 @@ export function deferAccountCheck(check: Promise<unknown>): void {
  * Runs `fn` (the provider handling POST /token/introspection) in a
  * prefetch-only scope: the token's Grant is read beside the token.
  */
-export function introspectionScope<T>(fn: () => T): T {
-  return scopes.run(new TokenRequestScope(LOOKED_UP), fn);
+export function introspectionScope<T>(fn: () => T, hintKey: Buffer): T {
+  return scopes.run(new TokenRequestScope(LOOKED_UP, hintKey), fn);
 }
 
 /**
@@ -260,7 +265,7 @@ export function installTokenPipeline(provider: Provider, opts: TokenPipelineOpti
   if (grants.length !== Object.keys(GRANTS).length) return { handlers: false, hints: false };
   for (const [grantType, source] of grants) {
     const original = table.get(grantType)!;
-    table.set(grantType, (ctx) => scopes.run(new TokenRequestScope([source], opts.loadAccount), () => runSettled(original, ctx)));
+    table.set(grantType, (ctx) => scopes.run(new TokenRequestScope([source], opts.hintKey, opts.loadAccount), () => runSettled(original, ctx)));
   }
   // hints: after the random part, what the token belongs to (token-kinds.ts)
   let hinted = 0;
@@ -271,7 +276,7 @@ export function installTokenPipeline(provider: Provider, opts: TokenPipelineOpti
     proto.generateTokenId = function generateHintedTokenId(this: { grantId?: unknown; accountId?: unknown; format?: unknown }) {
       const value = (random as () => string).call(this);
       // a JWT access token's id is its jti claim: left alone
-      return this.format === 'jwt' ? value : withHints(model, value, this.grantId, this.accountId);
+      return this.format === 'jwt' ? value : withHints(model, value, this.grantId, this.accountId, opts.hintKey);
     };
     hinted++;
   }
