@@ -419,10 +419,13 @@ describe('consent and account page views', () => {
     const sw = readForm(html, 'switch');
     expect(sw).to.deep.equal({ action: '/interaction/u1/switch', fields: { csrf: 'tok-1' } });
     expect(html).to.contain('<button type="submit" class="link-button" form="switch">Not you?</button>');
-    for (const logoUri of ['http://n.example/logo.png', 'javascript:alert(1)', 'data:image/png;base64,AAAA', `https://x.example/"><script>`]) {
+    for (const logoUri of ['http://n.example/logo.png', 'javascript:alert(1)', 'data:image/png;base64,AAAA', 'https://n.example/a logo.png']) {
       const other = await views.page('consent', { ...base, client: { name: 'N', logoUri }, scopes: [] });
       expect(other, logoUri).to.not.contain('client-logo');
     }
+    const quoted = await views.page('consent', { ...base, client: { name: 'N', logoUri: 'https://x.example/"><script>' }, scopes: [] });
+    expect(quoted).to.contain('src="https://x.example/&#34;&gt;&lt;script&gt;"');
+    expect(quoted).to.not.contain('<script');
     const escaped = await views.page('consent', { ...base, client: { name: 'N' }, scopes: [{ name: XSS, description: XSS }], optional: [XSS], granted: [{ name: XSS, description: XSS }] });
     expect(escaped).to.not.contain('<script');
   });
