@@ -345,6 +345,29 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
       }
     }
 
+    /**
+     * A consumed token presented again within the reuse grace (src/provider/
+     * token-pipeline.ts): un-consumes it ONCE, conditional on the consumption
+     * being the one that was read and on no grace before; true when this call
+     * won. The redemption then consumes it again, as any redemption does.
+     */
+    async revive(id: string, consumedAt: number): Promise<boolean> {
+      try {
+        await send(new UpdateCommand({
+          TableName: table,
+          Key: { pk: this.key(id), sk: '_' },
+          UpdateExpression: 'REMOVE #consumed SET #graced = :now',
+          ConditionExpression: '#consumed = :c AND attribute_not_exists(#graced)',
+          ExpressionAttributeNames: { '#consumed': 'consumed', '#graced': 'graced' },
+          ExpressionAttributeValues: { ':c': consumedAt, ':now': nowSeconds() },
+        }));
+        return true;
+      } catch (err) {
+        if (isConditionFailed(err)) return false;
+        throw err;
+      }
+    }
+
     async destroy(id: string): Promise<void> {
       const pk = this.key(id);
       // the item and the uid pointer it was last seen with, at once (header)

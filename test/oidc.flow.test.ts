@@ -23,7 +23,8 @@ describe('OIDC flow with openid-client against the running IdP', function () {
   const secret = 'rp-secret-0123456789abcdef0123456789';
 
   before(async () => {
-    idp = await startTestIdp();
+    // no refresh reuse grace here: reuse detection is what this flow checks (test/refresh-grace.test.ts has the grace)
+    idp = await startTestIdp({ REFRESH_REUSE_GRACE_SECONDS: '0' });
     await idp.cli('clients', 'add', '--id', 'webapp', '--secret', secret, '--name', 'Web App',
       '--redirect-uri', REDIRECT, '--post-logout-redirect-uri', POST_LOGOUT, '--grant-types', 'authorization_code,refresh_token');
     await idp.cli('clients', 'add', '--id', 'spa', '--public', '--redirect-uri', REDIRECT, '--grant-types', 'authorization_code');

@@ -60,6 +60,12 @@ export interface Config {
   /** optional JSON file with { clients: [...], resourceServers: [...] } upserted at start */
   seedFile: string | undefined;
   ttl: { accessToken: number; idToken: number; refreshToken: number; session: number; interaction: number; grant: number };
+  /**
+   * REFRESH_REUSE_GRACE_SECONDS: a rotated refresh token presented again by
+   * its own client within this time (the answer to the first use was lost)
+   * gets one fresh pair of the same family instead of revoking it (0: off)
+   */
+  refreshReuseGraceSeconds: number;
   /** processes serving HTTP (node:cluster when > 1); WORKERS=auto is one per CPU */
   workers: number;
   /** accounts (docs/accounts.md): legacy-password secrets and sunsets, data-key cache */
@@ -217,6 +223,7 @@ export function loadConfig(env: Env = process.env): Config {
       interaction: int(env, 'INTERACTION_TTL', 3600, 60, 86400),
       grant: int(env, 'GRANT_TTL', 14 * 86400, 300, 365 * 86400),
     },
+    refreshReuseGraceSeconds: int(env, 'REFRESH_REUSE_GRACE_SECONDS', 30, 0, 300),
     workers: workers(env),
     accounts: accountsConfig(env),
     mfa: mfaConfig(env, issuer),

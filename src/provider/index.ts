@@ -42,7 +42,11 @@ export class ProviderHost {
     provider.proxy = this.deps.config.trustProxyHops > 0;
     // refresh and code exchange: reads prefetched, writes sent together (token-pipeline.ts)
     this.hintKey = hintKey(this.deps.keyring.blindIndexKey());
-    this.pipeline = installTokenPipeline(provider, { loadAccount: (sub, onlyIf) => this.deps.accounts.findBySub(sub, { onlyIf }), hintKey: this.hintKey });
+    this.pipeline = installTokenPipeline(provider, {
+      loadAccount: (sub, onlyIf) => this.deps.accounts.findBySub(sub, { onlyIf }), hintKey: this.hintKey,
+      refreshReuseGraceSeconds: this.deps.config.refreshReuseGraceSeconds,
+      onGrace: (clientId, grantId) => this.log.warn({ event: 'refresh.reuse_grace', clientId, grantId }, 'a rotated refresh token was presented again within the grace: answered once'),
+    });
     if (!this.pipeline.handlers || !this.pipeline.hints) {
       this.log.warn({ pipeline: this.pipeline }, 'token pipeline not (fully) installed: refresh and code exchange make more DynamoDB round trips');
     }

@@ -75,6 +75,10 @@ export interface TokenPipelineOptions {
   loadAccount(sub: string, onlyIf?: Promise<boolean>): Promise<unknown>;
   /** the key that seals and opens the hints in token values (token-kinds.ts hintKey) */
   hintKey: Buffer;
+  /** REFRESH_REUSE_GRACE_SECONDS: see TokenPipelineAdapter.find */
+  refreshReuseGraceSeconds?: number;
+  /** told when a reuse within the grace was answered */
+  onGrace?(clientId: string, grantId: unknown): void;
 }
 
 /** one request that looks up (introspection) or redeems (a grant) a token */
@@ -94,12 +98,15 @@ export class TokenRequestScope {
   private sourceSeen = false;
 
   private readonly hintKey: Buffer;
+  /** a redemption: the authenticated client, and the reuse grace (TokenPipelineAdapter.find) */
+  readonly client?: { id: string; graceSeconds: number; onGrace?: TokenPipelineOptions['onGrace'] };
 
-  constructor(sources: string[], hintKey: Buffer, redeem?: TokenPipelineOptions['loadAccount']) {
+  constructor(sources: string[], hintKey: Buffer, redeem?: TokenPipelineOptions['loadAccount'], client?: TokenRequestScope['client']) {
     this.sources = new Set(sources);
     this.hintKey = hintKey;
     this.redeeming = redeem !== undefined;
     this.loadAccount = redeem;
+    this.client = client;
   }
 
   isSource(model: string): boolean {
@@ -234,7 +241,27 @@ export function withTokenPipeline(Base: AdapterClass): AdapterClass {
       } finally {
         read(payload);
       }
-      return payload;
+      return this.model === 'RefreshToken' && payload ? this.withinGrace(scope, id, payload) : payload;
+    }
+
+    /**
+     * The reuse grace: a rotated refresh token presented again by its own
+     * client within REFRESH_REUSE_GRACE_SECONDS of its rotation (the client
+     * never got the answer: a crash, a lost connection) is un-consumed once,
+     * so this redemption gives a fresh pair of the same family instead of
+     * revoking it. Another client, a second retry, or a later one: the
+     * consumed token goes on to oidc-provider, which revokes the family.
+     */
+    private async withinGrace(scope: TokenRequestScope, id: string, payload: AdapterPayload): Promise<AdapterPayload> {
+      const consumed = payload.consumed;
+      const client = scope.client;
+      if (typeof consumed !== 'number' || !client || client.graceSeconds <= 0 || payload.clientId !== client.id) return payload;
+      if (Math.floor(Date.now() / 1000) - consumed > client.graceSeconds) return payload;
+      const revive = (this as unknown as { revive?: (id: string, at: number) => Promise<boolean> }).revive;
+      if (typeof revive !== 'function' || !(await revive.call(this, id, consumed))) return payload;
+      client.onGrace?.(client.id, payload.grantId);
+      const { consumed: _retried, ...rest } = payload;
+      return rest as AdapterPayload;
     }
 
     override async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
@@ -265,7 +292,11 @@ export function installTokenPipeline(provider: Provider, opts: TokenPipelineOpti
   if (grants.length !== Object.keys(GRANTS).length) return { handlers: false, hints: false };
   for (const [grantType, source] of grants) {
     const original = table.get(grantType)!;
-    table.set(grantType, (ctx) => scopes.run(new TokenRequestScope([source], opts.hintKey, opts.loadAccount), () => runSettled(original, ctx)));
+    table.set(grantType, (ctx) => {
+      const clientId = (ctx as { oidc?: { client?: { clientId?: string } } }).oidc?.client?.clientId;
+      const client = clientId ? { id: clientId, graceSeconds: opts.refreshReuseGraceSeconds ?? 0, onGrace: opts.onGrace } : undefined;
+      return scopes.run(new TokenRequestScope([source], opts.hintKey, opts.loadAccount, client), () => runSettled(original, ctx));
+    });
   }
   // hints: after the random part, what the token belongs to (token-kinds.ts)
   let hinted = 0;
