@@ -88,7 +88,8 @@ export function parseImportLine(text: string, secrets: LegacySecrets = {}): Impo
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(r)) {
     if (CONTROL.has(k) || v === null || v === undefined) continue;
-    if (FORBIDDEN.has(k) || !/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(k)) reject(`field name ${JSON.stringify(k.slice(0, 64))} is not allowed`);
+    // the name itself is not quoted: in a broken line it can be someone's data
+    if (FORBIDDEN.has(k) || !/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(k)) reject('a field name is not allowed (1 to 64 letters, digits or "_", starting with a letter; not __proto__, constructor or prototype)');
     extra[k] = v;
   }
   if (Object.keys(extra).length) profile.extra = extra;
@@ -107,7 +108,7 @@ export function parseImportLine(text: string, secrets: LegacySecrets = {}): Impo
     if (typeof p !== 'object' || Array.isArray(p)) reject('password must be an object with a hash');
     const po = p as Record<string, unknown>;
     for (const k of Object.keys(po)) {
-      if (!(CRED_FIELDS as readonly string[]).includes(k)) reject(`password.${k.slice(0, 64)} is not a known field`);
+      if (!(CRED_FIELDS as readonly string[]).includes(k)) reject(`password has a field other than ${CRED_FIELDS.join(', ')}`);
     }
     const cred: Record<string, unknown> = {};
     for (const k of CRED_FIELDS) if (po[k] !== undefined && po[k] !== null) cred[k] = po[k];
