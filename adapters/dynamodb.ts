@@ -78,6 +78,13 @@ const ISSUED_ON_SAVE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToke
 
 /** DynamoDB's item size limit, in bytes */
 export const MAX_ITEM_BYTES = 400 * 1024;
+/**
+ * The longest id (client_id, code, token value, resource indicator, uid) that
+ * is looked up: DynamoDB refuses partition keys over 2048 bytes with a
+ * ValidationException, which would read as an outage (503). Ours are far
+ * shorter; a longer one from a request is simply not found.
+ */
+export const MAX_ID_BYTES = 1024;
 
 /** The payload would make an item larger than DynamoDB accepts; nothing was written. */
 export class PayloadTooLarge extends Error {
@@ -244,6 +251,11 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
       return `${this.name}#${id}`;
     }
 
+    /** an id (from a request: client_id, code, token, resource, uid) too long for a DynamoDB key is no item at all */
+    private static oversized(id: unknown): boolean {
+      return typeof id !== 'string' || Buffer.byteLength(id, 'utf8') > MAX_ID_BYTES;
+    }
+
     private uidKey(uid: string): string {
       return `uid#${this.name}#${uid}`;
     }
@@ -291,6 +303,7 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
+      if (DynamoAdapter.oversized(id)) return undefined;
       const pk = this.key(id);
       const item = await getItem(pk);
       if (!item?.payload) return undefined;
@@ -301,6 +314,7 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      if (DynamoAdapter.oversized(uid)) return undefined;
       const uidKey = this.uidKey(uid);
       const hinted = itemOfUid.get(uidKey)?.value;
       // the pointer and the item it led to last time, at once (header)
@@ -314,6 +328,7 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      if (DynamoAdapter.oversized(userCode)) return undefined;
       const ptr = await getItem(this.userCodeKey(userCode));
       if (!ptr?.ref) return undefined;
       const payload = await this.find(ptr.ref);
@@ -321,6 +336,7 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     }
 
     async consume(id: string): Promise<void> {
+      if (DynamoAdapter.oversized(id)) throw new errors.InvalidGrant(`${this.name === 'RefreshToken' ? 'refresh token' : 'grant'} not found`);
       const now = nowSeconds();
       try {
         await send(new UpdateCommand({
@@ -369,6 +385,7 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     }
 
     async destroy(id: string): Promise<void> {
+      if (DynamoAdapter.oversized(id)) return;
       const pk = this.key(id);
       // the item and the uid pointer it was last seen with, at once (header)
       const hintedUid = uidOfItem.get(pk)?.value;
@@ -390,7 +407,7 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      if (!GRANT_MODELS.has(this.name)) return;
+      if (!GRANT_MODELS.has(this.name) || DynamoAdapter.oversized(grantId)) return;
       await deleteKeys(await grantMembers(grantId, this.name));
     }
   };

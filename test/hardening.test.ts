@@ -7,6 +7,7 @@ import zlib from 'node:zlib';
 import { expect } from 'chai';
 import request from 'supertest';
 import { startTestIdp, type TestIdp } from './support/idp.ts';
+import { IpAgent, addClient, signIn } from './support/lockout.ts';
 
 function raw(url: string, method: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
@@ -79,6 +80,44 @@ describe('hardening', function () {
     expect((await introspect('svc')).body).to.include({ active: true, client_id: 'svc' });
     expect((await introspect('orders-api')).body).to.include({ active: true, aud: 'https://orders.example.test' });
     expect((await introspect('nosy')).body).to.deep.equal({ active: false });
+  });
+
+  it('identifiers longer than DynamoDB keys take are refused as the endpoint says (400/401, OAuth errors), never 503', async () => {
+    const long = 'x'.repeat(3000);
+    const secret = 'bounds-secret-0123456789abcdefghijk';
+    await idp.cli('clients', 'add', '--id', 'bounds', '--secret', secret, '--grant-types', 'authorization_code,client_credentials', '--redirect-uri', 'https://rp.example.test/cb');
+    const basic = (id: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${secret}`).toString('base64')}`;
+    const before = idp.logs.length;
+    const code = await request(idp.issuer).post('/token').set('authorization', basic('bounds')).type('form')
+      .send({ grant_type: 'authorization_code', code: long, redirect_uri: 'https://rp.example.test/cb', code_verifier: 'v'.repeat(43) });
+    expect(code.status, JSON.stringify(code.body)).to.equal(400);
+    expect(code.body.error).to.equal('invalid_grant');
+    const client = await request(idp.issuer).post('/token').set('authorization', basic(long)).type('form').send({ grant_type: 'client_credentials' });
+    expect(client.status, JSON.stringify(client.body)).to.equal(401);
+    expect(client.body.error).to.equal('invalid_client');
+    const resource = await request(idp.issuer).post('/token').set('authorization', basic('bounds')).type('form')
+      .send({ grant_type: 'client_credentials', resource: `https://api.example.test/${long}` });
+    expect(resource.status, JSON.stringify(resource.body)).to.equal(400);
+    expect(resource.body.error).to.equal('invalid_target');
+    const introspected = await request(idp.issuer).post('/token/introspection').set('authorization', basic('bounds')).type('form').send({ token: long });
+    expect(introspected.body).to.deep.equal({ active: false });
+    const auth = await request(idp.issuer).get('/auth').query({ client_id: long, response_type: 'code', redirect_uri: 'https://rp.example.test/cb', scope: 'openid' });
+    expect(auth.status).to.be.within(400, 499);
+    expect(idp.logs.slice(before).some((l) => /"level":50/.test(l)), 'nothing logged as an error').to.equal(false);
+  });
+
+  it('a forwarded client address of any length or shape is counted under a bounded key, never a 503', async () => {
+    const proxied = await startTestIdp({ TRUST_PROXY_HOPS: '1' });
+    try {
+      await addClient(proxied);
+      for (const forwarded of ['y'.repeat(4000), 'not an address', '::ffff:zzz']) {
+        const r = await signIn(proxied, new IpAgent(proxied.issuer, forwarded), 'nobody@example.com', 'a wrong password 123');
+        expect(r.status, forwarded.slice(0, 20)).to.equal(401);
+      }
+      expect(proxied.logs.some((l) => /"level":50/.test(l))).to.equal(false);
+    } finally {
+      await proxied.close();
+    }
   });
 
   it('no Strict-Transport-Security for an http issuer', async () => {

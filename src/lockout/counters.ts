@@ -80,7 +80,8 @@ export function lockSeconds(b: Backoff, n: number): number {
 export function ipKey(ip: string): string {
   const v4 = /^(?:::ffff:)?(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
   if (v4) return v4[1];
-  if (!ip.includes(':')) return ip || 'unknown';
+  // anything else that is not an IPv6 address (a forwarded header can say anything): a bounded key
+  if (!ip.includes(':') || ip.length > 45 || !/^[0-9a-f:.]+$/i.test(ip)) return ip ? `h:${sha256(ip)}` : 'unknown';
   const [head, tail = ''] = ip.toLowerCase().split('::');
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
