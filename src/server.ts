@@ -24,6 +24,7 @@ import { withSealedClientSecrets } from './provider/sealed-clients.ts';
 import { withTokenKindLookup } from './provider/token-kinds.ts';
 import { withTokenPipeline } from './provider/token-pipeline.ts';
 import { createApp } from './http/app.ts';
+import { brandStylesheetUrl, site } from './http/site.ts';
 import { interactionRouter } from './interactions/routes.ts';
 import { LoginFlow } from './interactions/flow.ts';
 import { passwordStrategy } from './interactions/strategies/password.ts';
@@ -89,7 +90,9 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     if (config.seedFile) await applySeedFile(config.seedFile, registry, log);
     const events = createEvents({ sink: config.events.sink, sqsQueueUrl: config.events.sqsQueueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, log);
     const messages = createMessageSender({ sender: config.messages.sender, messagesQueueUrl: config.messages.queueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, events);
-    const views = createViews();
+    // the pages: branding and languages, the landing page and the 404 (README "Pages")
+    const views = createViews({ brand: { productName: config.ui.productName, logoUrl: config.ui.logoUrl, stylesheet: brandStylesheetUrl(config.ui.primaryColor) }, defaultLocale: config.ui.defaultLocale });
+    const pages = site(views, { issuer: config.issuer, docsUrl: config.ui.docsUrl, primaryColor: config.ui.primaryColor });
     // two-step verification (docs/mfa.md): its login check goes into the provider, its routers into the app
     // the login flow (src/interactions/flow.ts): each capability plugs its strategy, guard, steps and page extensions in below
     const flow = new LoginFlow(() => host.provider);
@@ -128,6 +131,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
       routers: [interactionRouter({ flow, views, accounts, secureCookies: config.secureCookies, consent: consent.screen }), lockout.router, ...mfa.routers, ...federation.routers, ...consent.routers],
       formActionSources: federation.formActionSources,
       hsts: config.issuer.startsWith('https:'),
+      site: pages,
       // upstream logout follows ours (federation/logout.ts)
       provider: (ctx, next) => federation.middleware(ctx, () => providerMw(ctx, next)),
     });

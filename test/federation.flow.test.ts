@@ -422,6 +422,24 @@ describe('federation: sign-in through upstream IdPs', function () {
       expect(tokens.claims()!.amr).to.include.members(['fed', 'mfa']);
     });
 
+    it('a connection\'s role mapping gives its users roles from their upstream groups, set again at each sign-in', async () => {
+      await idp.cli('roles', 'add', '--name', 'engineer', '--permissions', 'repo:write');
+      await idp.cli('connections', 'update', '--id', 'corp', '--role-claim', 'groups', '--role-map', 'eng=engineer', '--role-map', 'ops=engineer,operator');
+      expect((await idp.cli('connections', 'show', '--id', 'corp') as { roleMapping?: unknown }).roleMapping).to.deep.equal({ claim: 'groups', values: { eng: ['engineer'], ops: ['engineer', 'operator'] } });
+      idp.federation.connections.forget(); // the CLI is another store: the server would see it within 10 s
+      corp.users.set('dev@corp.example', { email: 'dev@corp.example', email_verified: true, groups: ['eng', 'other'] });
+      const r = await viaButton('corp', 'dev@corp.example', corp.origin, { scope: 'openid email roles' });
+      const tokens = await finish(r.ua, r.auth, r.after);
+      expect(tokens.claims()!.roles).to.deep.equal(['engineer']);
+      expect(tokens.claims()!.permissions).to.deep.equal(['repo:write']);
+      // the upstream drops the group: the next sign-in drops the role
+      corp.users.set('dev@corp.example', { email: 'dev@corp.example', email_verified: true, groups: [] });
+      const again = await viaButton('corp', 'dev@corp.example', corp.origin, { scope: 'openid email roles' });
+      expect((await finish(again.ua, again.auth, again.after)).claims()!.roles ?? []).to.deep.equal([]);
+      await idp.cli('connections', 'update', '--id', 'corp', '--role-claim', '');
+      idp.federation.connections.forget();
+    });
+
     it('an interaction that is gone when the browser comes back: an error page, no tokens, no 500', async () => {
       corp.users.set('late@corp.example', { email: 'late@corp.example', email_verified: true });
       const ua = new UserAgent(idp.issuer);

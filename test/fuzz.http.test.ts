@@ -39,7 +39,7 @@ import { UserAgent } from './support/user-agent.ts';
 import { startUpstream, type Upstream } from './support/upstream.ts';
 import { formEndingWith, pageForms } from './support/forms.ts';
 import {
-  FuzzAgent, LONG, SEED, countRoute, encodeForm, expectClean, fuzzTarget, mutateForm, mutation, nasty, oneOf, pageActions, paramSet, runs,
+  FuzzAgent, LONG, SEED, countRoute, knownRequestIds, encodeForm, expectClean, fuzzTarget, mutateForm, mutation, nasty, oneOf, pageActions, paramSet, runs,
   type Answer, type Mutation, type OracleOptions, type Tally,
 } from './support/fuzz.ts';
 import { readOutbox } from '../src/events/messages.ts';
@@ -156,8 +156,9 @@ describe('fuzzing every endpoint and form (fast-check)', function () {
     };
   }
 
-  /** nothing logged at error level since `mark` */
-  const errorLogs = (mark: number) => idp.logs.slice(mark).filter((l) => /"level":(50|60)\b/.test(l));
+  /** nothing logged at error level since `mark` (but for the requests of known bugs, which the oracle left out) */
+  const errorLogs = (mark: number) => idp.logs.slice(mark).filter((l) => /"level":(50|60)\b/.test(l))
+    .filter((l) => ![...knownRequestIds].some((id) => l.includes(`"requestId":"${id}"`)));
 
   /** the latest one-time code the IdP sent (MFA, unlock, reset, link), from the embedded outbox */
   const latestCode = () => {
@@ -254,9 +255,11 @@ describe('fuzzing every endpoint and form (fast-check)', function () {
   });
 
   /** the client authentication shapes of a token-endpoint-like request */
-  const clientAuth = fc.constantFrom('basic', 'basic-wrong', 'basic-garbage', 'post', 'public', 'none', 'both', 'svc');
-  function withAuth(kind: string, form: Array<[string, string]>, headers: Record<string, string>) {
-    switch (kind) {
+  const clientAuth = fc.record({ kind: fc.constantFrom('basic', 'basic-wrong', 'basic-garbage', 'basic-hostile', 'post', 'post-hostile', 'public', 'none', 'both', 'svc'), hostile: nasty });
+  function withAuth(auth: { kind: string; hostile: string }, form: Array<[string, string]>, headers: Record<string, string>) {
+    switch (auth.kind) {
+      case 'basic-hostile': headers.authorization = basic(auth.hostile); break;
+      case 'post-hostile': form.push(['client_id', auth.hostile], ['client_secret', SECRET]); break;
       case 'basic': headers.authorization = basic('fuzz-web'); break;
       case 'basic-wrong': headers.authorization = basic('fuzz-web', 'wrong'); break;
       case 'basic-garbage': headers.authorization = 'Basic %%%not-base64'; break;
@@ -272,7 +275,7 @@ describe('fuzzing every endpoint and form (fast-check)', function () {
   const apiEncoding = fc.oneof({ weight: 12, arbitrary: fc.constant<Mutation['encoding']>('form') }, { weight: 1, arbitrary: fc.constantFrom<Mutation['encoding']>('json', 'text', 'broken', 'gzip-garbage', 'unknown-encoding') });
   const apiAccept = fc.constantFrom('application/json', '*/*', 'text/html', '');
 
-  async function apiPost(agent: FuzzAgent, url: string, auth: string, pairs: Array<[string, string]>, encoding: Mutation['encoding'], accept: string) {
+  async function apiPost(agent: FuzzAgent, url: string, auth: { kind: string; hostile: string }, pairs: Array<[string, string]>, encoding: Mutation['encoding'], accept: string) {
     const headers: Record<string, string> = { accept };
     const form = [...pairs];
     withAuth(auth, form, headers);
@@ -544,6 +547,38 @@ describe('fuzzing every endpoint and form (fast-check)', function () {
       } else {
         const r = await agent.go('GET', i.entry);
         if (!r.offsite) await walk(agent, r.answer, i.steps, USERS.account);
+      }
+      done();
+    });
+    expect(errorLogs(mark)).to.deep.equal([]);
+  });
+
+  it('fuzz identifiers at and past the storage key limits, on every endpoint that looks one up', async () => {
+    const mark = idp.logs.length;
+    const long = fc.tuple(fc.integer({ min: 900, max: 3200 }), fc.constantFrom('a', 'é', 'Z9', '-_~', '𝕏')).map(([n, c]) => c.repeat(Math.ceil(n / c.length)));
+    const where = fc.constantFrom(
+      'auth client_id', 'token client_id (post)', 'token client_id (basic)', 'token code', 'token refresh_token', 'token resource',
+      'introspection token', 'revocation token', 'userinfo bearer', 'end-session id_token_hint', 'end-session client_id', 'par client_id', 'interaction uid', 'federation connection',
+    );
+    await fuzzTarget('identifiers past the key limits', runs(60), fc.record({ where, long }), async ({ where: w, long: v }, tally) => {
+      const { agent, done } = agentFor(tally);
+      const web = { kind: 'basic', hostile: '' };
+      const q = (o: Record<string, string>) => new URLSearchParams(o).toString();
+      switch (w) {
+        case 'auth client_id': await agent.go('GET', `/auth?${q({ client_id: v, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT })}`); break;
+        case 'token client_id (post)': await apiPost(agent, '/token', { kind: 'post-hostile', hostile: v }, [['grant_type', 'client_credentials']], 'form', 'application/json'); break;
+        case 'token client_id (basic)': await apiPost(agent, '/token', { kind: 'basic-hostile', hostile: v }, [['grant_type', 'client_credentials']], 'form', 'application/json'); break;
+        case 'token code': await apiPost(agent, '/token', web, [['grant_type', 'authorization_code'], ['code', v], ['redirect_uri', REDIRECT], ['code_verifier', real.verifier]], 'form', 'application/json'); break;
+        case 'token refresh_token': await apiPost(agent, '/token', web, [['grant_type', 'refresh_token'], ['refresh_token', v]], 'form', 'application/json'); break;
+        case 'token resource': await apiPost(agent, '/token', { kind: 'svc', hostile: '' }, [['grant_type', 'client_credentials'], ['resource', `https://${v}`]], 'form', 'application/json'); break;
+        case 'introspection token': await apiPost(agent, '/token/introspection', web, [['token', v]], 'form', 'application/json'); break;
+        case 'revocation token': await apiPost(agent, '/token/revocation', web, [['token', v]], 'form', 'application/json'); break;
+        case 'userinfo bearer': await agent.send('GET', '/me', { headers: { authorization: `Bearer ${wellFormed(v).replace(/[^\x21-\x7e]/g, 'x')}` } }); break;
+        case 'end-session id_token_hint': await agent.go('GET', `/session/end?${q({ id_token_hint: v })}`); break;
+        case 'end-session client_id': await agent.go('GET', `/session/end?${q({ client_id: v })}`); break;
+        case 'par client_id': await apiPost(agent, '/request', { kind: 'post-hostile', hostile: v }, [['response_type', 'code'], ['redirect_uri', REDIRECT], ['scope', 'openid']], 'form', 'application/json'); break;
+        case 'interaction uid': await agent.go('GET', `/interaction/${encodeURIComponent(wellFormed(v))}`); break;
+        default: await agent.go('GET', `/federation/${encodeURIComponent(wellFormed(v))}/callback?state=x&code=y`);
       }
       done();
     });

@@ -4,14 +4,18 @@ import path from 'node:path';
 import ejs from 'ejs';
 import { expect } from 'chai';
 import { describeClaims, describeScopes } from '../src/interactions/describe.ts';
+import { viewLocals } from '../src/http/views.ts';
 
 const viewsDir = fileURLToPath(new URL('../views/', import.meta.url));
 
 const XSS = '<script>alert(1)</script>';
 const XSS_ESCAPED = '&lt;script&gt;alert(1)&lt;/script&gt;';
 
+/** the helpers every page gets (translation in English, no branding), then the test's locals */
+const helpers = viewLocals('en');
+
 async function renderView(view: string, locals: Record<string, unknown>): Promise<string> {
-  return ejs.renderFile(path.join(viewsDir, `${view}.ejs`), locals);
+  return ejs.renderFile(path.join(viewsDir, `${view}.ejs`), { ...helpers, ...locals });
 }
 
 async function renderPage(
@@ -20,12 +24,12 @@ async function renderPage(
   layout: Record<string, unknown> = { title: 'Test page' },
 ): Promise<string> {
   const body = await renderView(view, locals);
-  return ejs.renderFile(path.join(viewsDir, 'layout.ejs'), { ...layout, body });
+  return ejs.renderFile(path.join(viewsDir, 'layout.ejs'), { ...helpers, ...layout, body });
 }
 
 /** Renders with strict mode (no `with`), the other way an app may configure ejs. */
 async function renderStrict(view: string, locals: Record<string, unknown>): Promise<string> {
-  return ejs.renderFile(path.join(viewsDir, `${view}.ejs`), locals, { strict: true });
+  return ejs.renderFile(path.join(viewsDir, `${view}.ejs`), { ...helpers, ...locals }, { strict: true });
 }
 
 function loginLocals(overrides: Record<string, unknown> = {}): Record<string, unknown> {
@@ -74,7 +78,7 @@ describe('views', () => {
     it('is an HTML5 page with lang, viewport, title, stylesheet and the body', async () => {
       const html = await renderPage('message', { heading: 'Hello', text: 'World' }, { title: 'Greeting', productName: 'Acme ID' });
       expect(html.startsWith('<!DOCTYPE html>')).to.equal(true);
-      expect(html).to.include('<html lang="en">');
+      expect(html).to.include('<html lang="en" dir="ltr">');
       expect(html).to.match(/<meta name="viewport" content="[^"]+">/);
       expect(html).to.include('<title>Greeting · Acme ID</title>');
       expect(html).to.include('<link rel="stylesheet" href="/assets/idp.css">');

@@ -20,6 +20,7 @@ export const MAX_REPORTED_ERRORS = 10_000;
 const CONTROL = new Set(['source', 'sourceUserId', 'status', 'password', 'email', 'emailVerified', 'phone', 'phoneVerified', 'name', 'givenName', 'familyName']);
 const FORBIDDEN = new Set(['__proto__', 'constructor', 'prototype']);
 const CRED_FIELDS = ['scheme', 'hash', 'salt', 'saltPosition', 'encoding', 'saltEncoding', 'iterations', 'keyLength', 'key'] as const;
+const NAME_FIELDS = ['scheme', 'saltPosition', 'encoding', 'saltEncoding', 'key'] as const;
 const SOURCE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 function reject(reason: string): never {
@@ -112,6 +113,11 @@ export function parseImportLine(text: string, secrets: LegacySecrets = {}): Impo
     }
     const cred: Record<string, unknown> = {};
     for (const k of CRED_FIELDS) if (po[k] !== undefined && po[k] !== null) cred[k] = po[k];
+    // the parameters that reasons name (scheme, key, encodings) must be names, so a reason never carries data
+    for (const k of NAME_FIELDS) {
+      const v = typeof cred[k] === 'string' ? (cred[k] as string).trim() : '';
+      if (v !== '' && !/^[A-Za-z0-9][A-Za-z0-9._{}$:-]{0,63}$/.test(v)) reject(`password.${k} must be a name (letters, digits, ".", "_", "-"; at most 64)`);
+    }
     const why = validateCredential(cred as unknown as LegacyCredential, secrets);
     if (why !== undefined) reject(`password: ${why}`);
     const scheme = typeof cred.scheme === 'string' && cred.scheme.trim() !== '' ? cred.scheme.trim().toLowerCase() : detectScheme(cred.hash as string);

@@ -18,7 +18,7 @@ import type { CliKit, CliOut } from './users.ts';
 import type { CommandHelp } from './help.ts';
 import { readStdinSecret } from './secrets.ts';
 
-const FIELDS = '[--kind oidc|entra|google] [--discovery-url URL] [--client-auth client_secret_basic|client_secret_post|private_key_jwt] [--scopes "openid email profile"] [--claim ATTR=PATH ...] [--domains a.example,b.example] [--linking off|prove|verified-email] [--tenants T1,T2] [--hosted-domain DOMAIN] [--[no-]allow-signup] [--[no-]trust-email-verified] [--[no-]link-only] [--[no-]hidden] [--[no-]upstream-logout] [--[no-]trust-upstream-mfa]';
+const FIELDS = '[--kind oidc|entra|google] [--discovery-url URL] [--client-auth client_secret_basic|client_secret_post|private_key_jwt] [--scopes "openid email profile"] [--claim ATTR=PATH ...] [--domains a.example,b.example] [--linking off|prove|verified-email] [--tenants T1,T2] [--hosted-domain DOMAIN] [--role-claim CLAIM --role-map VALUE=ROLE[,ROLE] ...] [--[no-]allow-signup] [--[no-]trust-email-verified] [--[no-]link-only] [--[no-]hidden] [--[no-]upstream-logout] [--[no-]trust-upstream-mfa]';
 
 export const CONNECTIONS_USAGE: Record<string, string> = {
   'connections add': `idp connections add --id ID --name NAME --issuer URL --client-id ID (--client-secret-stdin | --client-secret-file PATH | --client-secret SECRET) ${FIELDS} [--json]`,
@@ -44,6 +44,8 @@ const CONNECTION_FLAGS: Record<string, string> = {
   '--linking off|prove|verified-email': 'an existing account with the same e-mail: refuse / ask for its password or an e-mailed code / link when the upstream vouches for the address',
   '--tenants T1,T2': 'Entra: the tenants allowed ("" clears)',
   '--hosted-domain DOMAIN': 'Google: the Workspace domain required ("" clears)',
+  '--role-claim CLAIM': 'the upstream claim whose values give roles (e.g. groups); "" clears the role mapping',
+  '--role-map VALUE=ROLE[,ROLE] ...': 'an upstream value and the roles (idp roles add) it gives; each sign-in sets the user\'s roles from this connection',
   '--[no-]allow-signup': 'create accounts just in time',
   '--[no-]trust-email-verified': 'trust the upstream\'s email_verified for verified-email linking',
   '--[no-]link-only': 'only identities already linked may sign in',
@@ -80,7 +82,7 @@ const OPTIONS: ParseArgsConfig['options'] = {
   'discovery-url': { type: 'string' }, 'client-id': { type: 'string' }, 'client-secret': { type: 'string' }, 'client-secret-stdin': { type: 'boolean' },
   'client-secret-file': { type: 'string' }, 'client-auth': { type: 'string' }, scopes: { type: 'string' },
   claim: { type: 'string', multiple: true }, domains: { type: 'string' }, linking: { type: 'string' },
-  tenants: { type: 'string' }, 'hosted-domain': { type: 'string' },
+  tenants: { type: 'string' }, 'hosted-domain': { type: 'string' }, 'role-claim': { type: 'string' }, 'role-map': { type: 'string', multiple: true },
   ...Object.fromEntries(Object.keys(SWITCHES).map((k) => [k, { type: 'boolean' as const }])),
 };
 
@@ -157,7 +159,7 @@ export async function runConnections(cmd: string, args: string[], kit: CliKit): 
             if (adding) {
               for (const [flag, value] of [['--name', patch.name], ['--client-id', patch.clientId]] as const) if (!value) throw usage(`missing ${flag}`);
               if (!patch.issuer && patch.kind !== 'google') throw usage('missing --issuer');
-              const draft = withDefaults({ ...patch, id: id!, name: patch.name!, clientId: patch.clientId!, clientSecret: patch.clientSecret ?? undefined, tenants: patch.tenants ?? undefined, hostedDomain: patch.hostedDomain ?? undefined });
+              const draft = withDefaults({ ...patch, id: id!, name: patch.name!, clientId: patch.clientId!, clientSecret: patch.clientSecret ?? undefined, tenants: patch.tenants ?? undefined, hostedDomain: patch.hostedDomain ?? undefined, roleMapping: patch.roleMapping ?? undefined });
               validateConnection(draft);
               await checkDiscovery(draft);
               saved = await store.add({ ...draft });
@@ -247,6 +249,18 @@ function readPatch(v: Values, usage: (m: string) => Error): ConnectionPatch {
       if (i < 1) throw usage(`--claim must be ATTR=PATH (e.g. name=profile.name), got "${c}"`);
       p.claimMapping[c.slice(0, i).trim()] = c.slice(i + 1).trim();
     }
+  }
+  if (v['role-claim'] === '') {
+    p.roleMapping = null;
+  } else if (v['role-claim'] !== undefined || v['role-map'] !== undefined) {
+    if (typeof v['role-claim'] !== 'string') throw usage('--role-map needs --role-claim');
+    const values: Record<string, string[]> = {};
+    for (const m of (v['role-map'] as string[] | undefined) ?? []) {
+      const i = m.indexOf('=');
+      if (i < 1) throw usage(`--role-map must be VALUE=ROLE[,ROLE], got "${m}"`);
+      values[m.slice(0, i).trim()] = m.slice(i + 1).split(',').map((r) => r.trim()).filter(Boolean);
+    }
+    p.roleMapping = { claim: v['role-claim'], values };
   }
   for (const [flag, field] of Object.entries(SWITCHES)) if (typeof v[flag] === 'boolean') p[field] = v[flag] as boolean;
   for (const k of Object.keys(p) as Array<keyof ConnectionPatch>) if (p[k] === undefined) delete p[k];

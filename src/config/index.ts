@@ -76,6 +76,8 @@ export interface Config {
   lockout: LockoutConfig;
   /** what a new password must satisfy (docs/lockout.md, "Password policy") */
   passwordPolicy: PasswordPolicyConfig;
+  /** the pages: branding, languages, the landing page's documentation link (README "Pages") */
+  ui: UiConfig;
   /** consent, admin consent and roles (src/consent, README "Consent and roles") */
   consent: ConsentConfig;
 }
@@ -85,6 +87,19 @@ export interface ConsentConfig {
   cacheSeconds: number;
   /** ROLES_CLAIMS_MAX_BYTES: above this JSON size the roles and permissions claims leave ID tokens and JWT access tokens */
   rolesClaimsMaxBytes: number;
+}
+
+export interface UiConfig {
+  /** BRAND_NAME: the product name in every page's header and title (unset: the translated "Sign in") */
+  productName: string | undefined;
+  /** BRAND_LOGO_URL: an https URL or a data:image URL (both allowed by the pages' CSP), or a path on this origin */
+  logoUrl: string | undefined;
+  /** BRAND_PRIMARY_COLOR: #rgb or #rrggbb, served as a small stylesheet (/assets/brand.css), never inline */
+  primaryColor: string | undefined;
+  /** DOCS_URL: the landing page's documentation link (unset: this IdP's integrator guide, /docs/openid-configuration.md) */
+  docsUrl: string | undefined;
+  /** DEFAULT_LOCALE: the pages' language when neither ui_locales nor Accept-Language names a supported one */
+  defaultLocale: 'en' | 'fr' | 'ar';
 }
 
 export interface AccountsConfig {
@@ -229,10 +244,29 @@ export function loadConfig(env: Env = process.env): Config {
     mfa: mfaConfig(env, issuer),
     lockout: lockoutConfig(env),
     passwordPolicy: passwordPolicyConfig(env),
+    ui: uiConfig(env),
     consent: {
       cacheSeconds: int(env, 'CONSENT_CACHE_SECONDS', 10, 0, 3600),
       rolesClaimsMaxBytes: int(env, 'ROLES_CLAIMS_MAX_BYTES', 4096, 64, 1_000_000),
     },
+  };
+}
+
+function uiConfig(env: Env): UiConfig {
+  const logoUrl = env.BRAND_LOGO_URL || undefined;
+  if (logoUrl !== undefined && !/^(https:\/\/[^\s"'<>]+|\/(?!\/)[^\s"'<>]*|data:image\/(?:png|gif|jpeg|webp|svg\+xml);base64,[A-Za-z0-9+/=]+)$/.test(logoUrl)) {
+    throw new ConfigError(`BRAND_LOGO_URL must be an https URL, a path on this server (starting with /) or a data:image/...;base64, URL, got "${logoUrl.slice(0, 80)}"`);
+  }
+  const primaryColor = env.BRAND_PRIMARY_COLOR || undefined;
+  if (primaryColor !== undefined && !/^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/.test(primaryColor)) {
+    throw new ConfigError(`BRAND_PRIMARY_COLOR must be a hex colour like #1d4ed8 or #15a, got "${primaryColor}"`);
+  }
+  const productName = env.BRAND_NAME?.trim() || undefined;
+  if (productName !== undefined && productName.length > 60) throw new ConfigError(`BRAND_NAME must be at most 60 characters, got ${productName.length}`);
+  return {
+    productName, logoUrl, primaryColor: primaryColor?.toLowerCase(),
+    docsUrl: url(env, 'DOCS_URL', undefined),
+    defaultLocale: oneOf(env, 'DEFAULT_LOCALE', 'en', ['en', 'fr', 'ar'] as const),
   };
 }
 

@@ -113,6 +113,7 @@ export function withDefaults(input: ConnectionInput, now = new Date().toISOStrin
     trustUpstreamMfa: input.trustUpstreamMfa ?? false,
     ...(input.tenants !== undefined ? { tenants: input.tenants.map((t) => t.trim().toLowerCase()) } : {}),
     ...(input.hostedDomain !== undefined ? { hostedDomain: input.hostedDomain.trim().toLowerCase() } : {}),
+    ...(input.roleMapping !== undefined ? { roleMapping: input.roleMapping } : {}),
     createdAt: now,
     updatedAt: now,
     version: 1,
@@ -204,6 +205,17 @@ export function validateConnection(c: Connection): void {
     if (c.kind !== 'google') throw new ConnectionInvalid('hosted domain is only for kind google');
     if (!DOMAIN.test(c.hostedDomain)) throw new ConnectionInvalid(`hosted domain "${c.hostedDomain}" is not a domain name`);
   }
+  if (c.roleMapping !== undefined) {
+    const { claim, values } = c.roleMapping;
+    if (typeof claim !== 'string' || !PATH_SEGMENT.test(claim)) throw new ConnectionInvalid(`role claim "${claim}" is not a claim name`);
+    if (!values || typeof values !== 'object') throw new ConnectionInvalid('role mapping needs VALUE=ROLE entries');
+    for (const [value, roles] of Object.entries(values)) {
+      if (!value || value.length > 256 || CONTROL.test(value)) throw new ConnectionInvalid(`role mapping value "${value}" is not a claim value`);
+      if (!Array.isArray(roles) || roles.length === 0 || roles.some((r) => typeof r !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(r))) {
+        throw new ConnectionInvalid(`role mapping for "${value}" needs role names (letters, digits, _ . : -)`);
+      }
+    }
+  }
 }
 
 interface StoredConnection extends Omit<Connection, 'clientSecret' | 'signingKey'> {
@@ -246,6 +258,11 @@ export class ConnectionStore {
       if (this.cached?.list === list) this.cached = undefined;
     });
     return list;
+  }
+
+  /** drops the cached list: the next read sees other processes' changes at once */
+  forget(): void {
+    this.cached = undefined;
   }
 
   async get(id: string): Promise<Connection | undefined> {

@@ -17,6 +17,7 @@ import type { LoginFlow, LoginPageExtension, LoginStep } from '../interactions/f
 import type { LoginStrategy } from '../interactions/strategies/types.ts';
 import type { AccountPageSection } from '../interactions/account-page.ts';
 import { ConnectionStore } from './connections.ts';
+import type { Connection } from './types.ts';
 import { identityOf, upstreamClient } from './upstream.ts';
 import { federationLogin, type EventsLike } from './login.ts';
 import { linkStep } from './link-step.ts';
@@ -33,6 +34,8 @@ export interface FederationParts {
   events: EventsLike;
   messages: { send(m: { channel: 'email'; to: string; template: string; vars: Record<string, string>; sub?: string }): Promise<unknown> };
   log: Logger;
+  /** an upstream identity signed in to (or was linked to) an account: e.g. set the roles its claims give */
+  onSignedIn?(sub: string, c: Connection, claims: Record<string, unknown>): Promise<void>;
 }
 
 export interface Federation {
@@ -58,12 +61,13 @@ export function createFederation(p: FederationParts): Federation {
   const login = federationLogin({
     flow: p.flow, accounts: p.accounts, connections,
     upstream: { authorizationUrl: (c, o) => client.authorizationUrl(c, o), callback: (c, u, k) => client.callback(c, u, k), identityOf },
-    onUpstreamAnswer: logout.remember,
+    onUpstreamAnswer: logout.remember, onSignedIn: p.onSignedIn,
     storage: p.storage, events: p.events, log: p.log, issuer: p.config.issuer, secureCookies: p.config.secureCookies,
   });
   const link = linkStep({
     flow: p.flow, views: p.views, accounts: p.accounts, storage: p.storage, codeKey: () => p.keyring.blindIndexKey(),
     messages: p.messages, events: p.events, log: p.log, secureCookies: p.config.secureCookies,
+    connections, onSignedIn: p.onSignedIn,
   });
   const links = accountLinks({ provider: p.flow.provider, accounts: p.accounts, connections, events: p.events });
   return {

@@ -33,6 +33,7 @@ import { TRY_LATER, type Attempt } from '../interactions/guard.ts';
 import type { LoginFlow, LoginStep } from '../interactions/flow.ts';
 import type { Authenticated } from '../interactions/strategies/types.ts';
 import { LINK_STEP, type EventsLike, type PendingLink } from './login.ts';
+import type { Connection } from './types.ts';
 
 const CODE_TTL_SECONDS = 10 * 60;
 const CODE_TRIES = 5;
@@ -45,6 +46,8 @@ interface LinkItem extends FederatedKey {
   sub: string;
   amr: string[];
   connectionName: string;
+  /** the upstream claim that gives roles, applied once the link is made */
+  roleClaims?: Record<string, unknown>;
   codeMac?: string;
   codeExpires?: number;
   tries: number;
@@ -63,6 +66,9 @@ export interface LinkStepDeps {
   events: EventsLike;
   log: Logger;
   secureCookies: boolean;
+  /** the connection of a link, and what an upstream sign-in sets off (login.ts FederationLoginDeps.onSignedIn) */
+  connections?: { get(id: string): Promise<Connection | undefined> };
+  onSignedIn?(sub: string, c: Connection, claims: Record<string, unknown>): Promise<void>;
 }
 
 const MESSAGES = {
@@ -104,6 +110,7 @@ export function linkStep(deps: LinkStepDeps): { step: LoginStep; router: Router 
       const item: LinkItem = {
         pk: pkOf(details.uid), sk: '_', uid: details.uid, sub: who.accountId, amr: who.amr,
         connection: p.connection, issuer: p.issuer, subject: p.subject, connectionName: p.connectionName,
+        ...(p.roleClaims ? { roleClaims: p.roleClaims } : {}),
         tries: 0, sends: 0, expiresAt: details.exp > now ? details.exp : now + 3600,
       };
       await send(new PutCommand({ TableName: table, Item: item }));
@@ -137,6 +144,8 @@ export function linkStep(deps: LinkStepDeps): { step: LoginStep; router: Router 
   async function linked(ctx: Context, details: Details, item: LinkItem, proof: 'pwd' | 'email') {
     await send(new DeleteCommand({ TableName: table, Key: { pk: item.pk, sk: '_' } }));
     await deps.accounts.linkFederated(item.sub, { connection: item.connection, issuer: item.issuer, subject: item.subject, via: 'prove' });
+    const c = deps.onSignedIn && item.roleClaims ? await deps.connections?.get(item.connection) : undefined;
+    if (c) await deps.onSignedIn!(item.sub, c, item.roleClaims!);
     deps.events.emit('federation.linked', { sub: item.sub, requestId: ctx.state.requestId, data: { connection: item.connection, via: 'prove', proof } });
     deps.events.emit('federation.login', { sub: item.sub, clientId: String(details.params.client_id), requestId: ctx.state.requestId, data: { connection: item.connection, linked: true } });
     const who: Authenticated = { accountId: item.sub, amr: [...new Set([...item.amr, proof])] };

@@ -86,6 +86,12 @@ export interface FederationLoginDeps {
   upstream: UpstreamPort;
   /** after a validated answer: e.g. keep what upstream logout needs (logout.ts) */
   onUpstreamAnswer?(ctx: Context, c: Connection, idToken: string | undefined): void;
+  /**
+   * an upstream identity resolved to one of our accounts (linked, or made):
+   * e.g. the roles its claims give under the connection's roleMapping
+   * (src/consent, wired in server.ts). Awaited before the sign-in goes on.
+   */
+  onSignedIn?(sub: string, c: Connection, claims: Record<string, unknown>): Promise<void>;
   storage: Pick<Storage, 'doc' | 'tables'>;
   events: EventsLike;
   log: Logger;
@@ -114,6 +120,8 @@ export interface PendingLink extends FederatedKey {
   /** how the link will be made once proven */
   via: 'prove';
   connectionName: string;
+  /** the upstream claim that gives roles (roleMapping), applied once the link is proven */
+  roleClaims?: Record<string, unknown>;
 }
 
 /** refusals and failures of a federated sign-in: the error page, with the way back to sign-in */
@@ -238,14 +246,16 @@ export function federationLogin(deps: FederationLoginDeps) {
   };
 
   /** who the upstream identity is here (see the header); refusals throw */
-  async function resolve(ctx: Context, c: Connection, id: UpstreamIdentity, uid: string): Promise<Authenticated> {
+  async function resolve(ctx: Context, c: Connection, id: UpstreamIdentity, uid: string, claims: Record<string, unknown>): Promise<Authenticated> {
+    const signedIn = (sub: string) => deps.onSignedIn?.(sub, c, claims) ?? Promise.resolve();
     const key: FederatedKey = { connection: c.id, issuer: id.issuer, subject: id.subject };
     const amr = ['fed', ...(c.trustUpstreamMfa && id.upstreamMfa ? ['mfa'] : [])];
     const log = { connection: c.id };
     const linked = await deps.accounts.findByFederated(key);
     if (linked) {
       if (linked.status !== 'active') fail(ctx, 'inactive', REFUSALS.inactive, 403, uid, { ...log, sub: linked.sub });
-      await deps.accounts.touchFederated(linked, key).catch(() => undefined); // last use: best effort
+      // last use (best effort) beside what the claims give (roles)
+      await Promise.all([deps.accounts.touchFederated(linked, key).catch(() => undefined), signedIn(linked.sub)]);
       return { accountId: linked.sub, amr, account: linked };
     }
     if (c.linkOnly) fail(ctx, 'not_linked', REFUSALS.not_linked, 403, uid, log);
@@ -262,13 +272,18 @@ export function federationLogin(deps: FederationLoginDeps) {
       if (c.linking === 'verified-email' && c.trustEmailVerified && ownerVerified) {
         const account = await deps.accounts.linkFederated(owner.sub, { ...key, via: 'verified-email' });
         deps.events.emit('federation.linked', { sub: owner.sub, requestId: ctx.state.requestId, data: { connection: c.id, via: 'verified-email' } });
+        await signedIn(owner.sub);
         return { accountId: owner.sub, amr, account };
       }
-      const pending: PendingLink = { ...key, via: 'prove', connectionName: c.name };
+      // the claim that gives roles waits with the link for the proof (never applied to an account not proven)
+      const roleClaim = c.roleMapping ? claims[c.roleMapping.claim] : undefined;
+      const pending: PendingLink = { ...key, via: 'prove', connectionName: c.name, ...(roleClaim !== undefined ? { roleClaims: { [c.roleMapping!.claim]: roleClaim } } : {}) };
       return { accountId: owner.sub, amr, pending: { step: LINK_STEP, data: { ...pending } } };
     }
     if (!c.allowSignup) fail(ctx, 'no_account', REFUSALS.no_account, 403, uid, log);
-    return signup(ctx, c, id, key, amr);
+    const made = await signup(ctx, c, id, key, amr);
+    await signedIn(made.accountId);
+    return made;
   }
 
   async function signup(ctx: Context, c: Connection, id: UpstreamIdentity, key: FederatedKey, amr: string[]): Promise<Authenticated> {
@@ -317,17 +332,20 @@ export function federationLogin(deps: FederationLoginDeps) {
     const c = await connections.get(item.connection);
     if (!c) fail(ctx, 'unknown_connection', REFUSALS.unknown_connection, 400, uid, { connection: item.connection });
     let identity: UpstreamIdentity;
+    let claims: Record<string, unknown>;
     try {
       // the redirect URI as registered, with the answer's parameters (behind a proxy the request's own URL may differ)
       const current = new URL(`${item.redirectUri}?${ctx.querystring}`);
-      const { claims, idToken } = await upstream.callback(c, current, { state, nonce: item.nonce, codeVerifier: item.verifier, redirectUri: item.redirectUri });
+      const answer = await upstream.callback(c, current, { state, nonce: item.nonce, codeVerifier: item.verifier, redirectUri: item.redirectUri });
+      claims = answer.claims;
+      const idToken = answer.idToken;
       identity = upstream.identityOf(c, claims);
       deps.onUpstreamAnswer?.(ctx, c, idToken);
     } catch (err) {
       if (!(err instanceof UpstreamError)) throw err;
       fail(ctx, err.reason, err.userMessage, httpStatusOf(err), uid, { connection: c.id, detail: err.detail, upstreamError: err.upstreamError });
     }
-    const who = await resolve(ctx, c, identity, uid);
+    const who = await resolve(ctx, c, identity, uid, claims);
     // back under the interaction, with a one-time reference to what was proven
     const ref = random();
     await send(new PutCommand({ TableName: table, Item: { ...item, pk: flowPk(ref), who: { accountId: who.accountId, amr: who.amr, ...(who.pending ? { pending: who.pending } : {}) } } }));

@@ -64,6 +64,8 @@ export interface Connection {
   tenants?: string[];
   /** google: required `hd` claim */
   hostedDomain?: string;
+  /** the roles its users get from an upstream claim (e.g. groups): claim, and upstream value → role names */
+  roleMapping?: { claim: string; values: Record<string, string[]> };
   createdAt: string;
   updatedAt: string;
   version: number;
@@ -76,10 +78,11 @@ export type ConnectionInput = Pick<Connection, 'id' | 'name' | 'clientId'> & Par
  * A change: only the fields present change. `clientSecret: null` removes the
  * secret; `tenants: null` / `hostedDomain: null` clear those.
  */
-export type ConnectionPatch = Partial<Omit<ConnectionInput, 'id' | 'clientSecret' | 'tenants' | 'hostedDomain'>> & {
+export type ConnectionPatch = Partial<Omit<ConnectionInput, 'id' | 'clientSecret' | 'tenants' | 'hostedDomain' | 'roleMapping'>> & {
   clientSecret?: string | null;
   tenants?: string[] | null;
   hostedDomain?: string | null;
+  roleMapping?: Connection['roleMapping'] | null;
 };
 
 /** The identity an upstream asserted, after validation (upstream.ts identityOf). */

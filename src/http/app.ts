@@ -9,6 +9,8 @@ import type { Logger } from '../logging/index.ts';
 import type { Views } from './views.ts';
 import { VIEWS_DIR } from './views.ts';
 import { errorMiddleware } from './errors.ts';
+import { withRequestLanguage } from './i18n.ts';
+import type { Site } from './site.ts';
 
 export interface AppDeps {
   log: Logger;
@@ -23,6 +25,8 @@ export interface AppDeps {
   formActionSources?: () => string[];
   /** Strict-Transport-Security on every response (the issuer is https) */
   hsts?: boolean;
+  /** the landing page, the brand stylesheet, the integrator guide and the 404 page (site.ts) */
+  site?: Site;
 }
 
 const FORM_ACTION = "form-action 'self' https: http://localhost:* http://127.0.0.1:*";
@@ -87,9 +91,15 @@ export function createApp(deps: AppDeps): Koa {
     }
   });
 
+  // the page's language: ui_locales (here, or the interaction's: interactions/current.ts), then Accept-Language (i18n.ts)
+  app.use((ctx, next) => withRequestLanguage({
+    uiLocales: typeof ctx.query.ui_locales === 'string' ? ctx.query.ui_locales : undefined,
+    acceptLanguage: ctx.get('accept-language') || undefined,
+  }, next));
+
   app.use(errorMiddleware(deps.views, deps.log));
 
-  // health, readiness and the stylesheet: three exact paths, checked before any router
+  // health, readiness, the stylesheets and the site's pages: exact paths, checked before any router
   const css = path.join(VIEWS_DIR, 'assets', 'idp.css');
   const infra: Record<string, Koa.Middleware> = {
     '/healthz': (ctx) => {
@@ -109,6 +119,7 @@ export function createApp(deps: AppDeps): Koa {
       ctx.set('Cache-Control', 'public, max-age=3600');
       ctx.body = fs.createReadStream(css);
     },
+    ...deps.site?.routes,
   };
   app.use((ctx, next) => {
     const handler = (ctx.method === 'GET' || ctx.method === 'HEAD') && Object.hasOwn(infra, ctx.path) ? infra[ctx.path] : undefined;
@@ -126,5 +137,7 @@ export function createApp(deps: AppDeps): Koa {
   };
   for (const r of deps.routers) app.use(underPrefix(r, r.routes())).use(allowed(r));
   app.use(deps.provider);
+  // nothing answered: the styled 404 (JSON for API clients)
+  if (deps.site) app.use(deps.site.notFound);
   return app;
 }

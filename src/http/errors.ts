@@ -1,14 +1,16 @@
 // The one place where errors from our own routes become responses. Typed
 // errors carry their status and code; storage outages are 503
 // temporarily_unavailable; anything else is a generic 500 with the request id,
-// logged in full but never shown.
+// logged in full but never shown. Our errors are written for people; the
+// page tells protocol errors in plain words and keeps their wording for
+// developers (error-text.ts).
 import type { Context, Next } from 'koa';
 import type { Logger } from '../logging/index.ts';
 import type { Views } from './views.ts';
 import { InteractionError } from '../interactions/errors.ts';
 import { isUnavailable } from '../provider/errors.ts';
 
-interface Rendered { status: number; error: string; description: string; links?: Array<{ href: string; text: string }> }
+interface Rendered { status: number; error: string; description: string; links?: Array<{ href: string; text: string }>; human?: boolean }
 
 /** a request body that cannot be read: an unknown Content-Encoding, a broken gzip/deflate stream, a body too large or malformed */
 function bodyError(err: unknown): Rendered | undefined {
@@ -28,15 +30,15 @@ function classify(err: unknown): Rendered {
   const body = bodyError(err);
   if (body) return body;
   if (isUnavailable(err)) {
-    return { status: 503, error: 'temporarily_unavailable', description: 'The service is temporarily unavailable. Please try again in a moment.' };
+    return { status: 503, error: 'temporarily_unavailable', description: 'The service is temporarily unavailable. Please try again in a moment.', human: true };
   }
-  if (err instanceof InteractionError) return { status: err.status, error: err.code, description: err.message, links: err.links };
+  if (err instanceof InteractionError) return { status: err.status, error: err.code, description: err.message, links: err.links, human: true };
   const e = err as { expose?: boolean; status?: number; error?: string; error_description?: string; message?: string };
   if (e?.expose && e.status && e.status < 500) {
     // oidc-provider errors (SessionNotFound...) and Koa's http errors
     return { status: e.status, error: e.error ?? 'invalid_request', description: e.error_description ?? e.message ?? 'invalid request' };
   }
-  return { status: 500, error: 'server_error', description: 'Something went wrong on our side.' };
+  return { status: 500, error: 'server_error', description: 'Something went wrong on our side. Please try again in a moment.', human: true };
 }
 
 export function errorMiddleware(views: Views, log: Logger) {
@@ -54,7 +56,7 @@ export function errorMiddleware(views: Views, log: Logger) {
         ctx.type = 'html';
         ctx.body = await views.page('error', {
           title: r.status === 503 ? 'Temporarily unavailable' : 'Error',
-          error: r.error, description: r.description, requestId: ctx.state.requestId, status: r.status, links: r.links ?? [],
+          error: r.error, description: r.description, human: r.human === true, requestId: ctx.state.requestId, status: r.status, links: r.links ?? [],
         });
       } else {
         ctx.body = { error: r.error, error_description: r.description };

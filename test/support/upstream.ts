@@ -65,6 +65,8 @@ export interface UpstreamUser {
   family_name?: string;
   /** authentication methods of the sign-in (default ['pwd']) */
   amr?: string[];
+  /** group names (a `groups` claim, as Entra and many IdPs send) */
+  groups?: string[];
 }
 
 export type UpstreamClient = Partial<ClientMetadata> & { client_id: string; client_secret?: string; redirect_uris: string[] };
@@ -223,6 +225,7 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
 
   const claimsOf = (u: UpstreamUser): Record<string, unknown> => {
     const out: Record<string, unknown> = { sub: accountId(u) };
+    if (u.groups !== undefined) out.groups = u.groups;
     if (u.email !== undefined) out.email = u.email;
     if (u.email_verified !== undefined) out.email_verified = u.email_verified;
     if (u.name !== undefined) out.name = u.name;
@@ -252,7 +255,7 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
       cookies: { keys: cookieKeys },
       scopes: ['openid', 'email', 'profile', 'offline_access'],
       claims: {
-        openid: ['sub', 'acr', 'amr', 'tid', 'oid', 'hd', 'xms_edov'],
+        openid: ['sub', 'acr', 'amr', 'tid', 'oid', 'hd', 'xms_edov', 'groups'],
         email: ['email', 'email_verified'],
         profile: ['name', 'given_name', 'family_name', 'preferred_username'],
       },
