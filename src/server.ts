@@ -35,6 +35,7 @@ import { createMfa, type Mfa } from './mfa/index.ts';
 import { createLockout, meteredHasher, type Lockout } from './lockout/index.ts';
 import { createFederation, type Federation } from './federation/index.ts';
 import { createConsent, type Consent } from './consent/index.ts';
+import { rolesFromClaims } from './consent/roles.ts';
 import type { AccountPageSection } from './interactions/account-page.ts';
 
 export interface RunningServer {
@@ -113,7 +114,13 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     });
     const lockout = createLockout({ config, storage, keyring, accounts, hasher, events, messages, log, views, flow });
     // sign-in through upstream IdPs (docs: README, openid-configuration.md)
-    const federation = createFederation({ config, storage, keyring, accounts, flow, views, events, messages, log });
+    const federation = createFederation({
+      config, storage, keyring, accounts, flow, views, events, messages, log,
+      // a connection's roleMapping sets the roles its users get from their upstream claims, at each sign-in
+      onSignedIn: async (sub, c, claims) => {
+        if (c.roleMapping) await consent.roles.setFederated(sub, c.id, rolesFromClaims(c.roleMapping, claims));
+      },
+    });
     accountSections.push(federation.accountSection, consent.accountSection);
     flow.useStrategy(password).useStrategy(federation.strategy).useGuard(lockout.guard)
       .useExtension(federation.extension).useExtension(lockout.extension);
