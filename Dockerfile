@@ -1,12 +1,15 @@
 # syntax=docker/dockerfile:1
 # The IdP on Node 22 (it runs TypeScript directly through Node's type
 # stripping; there is no build step). Production dependencies only.
-FROM node:22-slim AS deps
+# Production builds pin the base image by digest (docs/deploy-aws.md):
+#   docker build --build-arg NODE_IMAGE=node:22-slim@sha256:<digest> -t idp .
+ARG NODE_IMAGE=node:22-slim
+FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --ignore-scripts=false && npm cache clean --force
 
-FROM node:22-slim
+FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
     DATA_DIR=/data \
     PORT=3000
@@ -18,6 +21,8 @@ COPY src ./src
 COPY adapters ./adapters
 COPY migrations ./migrations
 COPY views ./views
+# the integrator guide, linked from the landing page (/docs/openid-configuration.md)
+COPY openid-configuration.md ./
 RUN mkdir -p /data && chown node:node /data && ln -s /app/bin/idp /usr/local/bin/idp
 USER node
 VOLUME ["/data"]

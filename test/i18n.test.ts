@@ -222,6 +222,10 @@ describe('translations', () => {
         expect(texts(missing.html)).to.include(translate(locale, 'Page not found'));
         expectTranslated(missing.html, locale, '404');
         expectTranslated((await get('/account')).html, locale, 'account (signed out)');
+        // the languages are in the discovery document
+        const discovery = await (await fetch(`${idp.issuer}/.well-known/openid-configuration`)).json() as Record<string, unknown>;
+        expect(discovery.ui_locales_supported).to.deep.equal(['en', 'fr', 'ar']);
+        expect(discovery.service_documentation).to.equal(`${idp.issuer}/docs/openid-configuration.md`);
       });
     }
 

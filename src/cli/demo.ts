@@ -142,7 +142,7 @@ ${body}
         return page(res, 200, 'Not signed in', `<p>This application signs you in with the IdP at <code>${esc(config.issuer)}</code> (authorization code flow with PKCE).</p>
 <div class="actions"><a class="button primary" href="/login">Sign in</a></div>`);
       }
-      return page(res, 200, 'Signed in', `<p class="account">Signed in as <strong id="signed-in-as">${esc(String(s.claims.email ?? s.claims.sub))}</strong></p>
+      return page(res, 200, 'Signed in', `<p class="account">Signed in as <strong id="signed-in-as">${esc(String(s.userinfo.email ?? s.claims.sub))}</strong></p>
 <h2>ID token claims</h2>
 <pre id="id-token-claims"><code>${esc(JSON.stringify(s.claims, null, 2))}</code></pre>
 <h2>Userinfo</h2>

@@ -11,6 +11,8 @@ import type { Registry, ResourceServer } from './registry.ts';
 import { ServiceUnavailable } from './errors.ts';
 import { StorageUnavailable } from '../storage/errors.ts';
 import type { Views } from '../http/views.ts';
+import { LOCALES } from '../http/i18n.ts';
+import { GUIDE_PATH } from '../http/site.ts';
 import { TtlCache } from './client-cache.ts';
 import { bitsOfOpaqueRandomness } from './token-kinds.ts';
 import { accountCheckDeferrable, deferAccountCheck, takePrefetchedAccount } from './token-pipeline.ts';
@@ -107,6 +109,8 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
       names: { session: 'idp.session', interaction: 'idp.interaction', resume: 'idp.resume' },
     },
     scopes: SCOPES,
+    // the pages' languages (ui_locales, README "Pages") and the integrator guide
+    discovery: { claim_types_supported: ['normal'], ui_locales_supported: [...LOCALES], service_documentation: config.ui.docsUrl ?? `${config.issuer}${GUIDE_PATH}` },
     // acr and amr ride with `openid`: every ID token says how THIS authentication was made (docs/mfa.md);
     // so do roles and permissions, which claims() gives only when the roles scope was granted (with
     // conformIdTokenClaims the ID token of the code flow is masked to `openid`)
