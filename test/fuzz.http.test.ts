@@ -597,13 +597,15 @@ describe('fuzzing every endpoint and form (fast-check)', function () {
     const input = fc.record({
       method: fc.constantFrom(...methods), path: fc.constantFrom(...paths), segment: fc.option(nasty), encoding: apiEncoding,
       pairs: fc.array(fc.tuple(nasty, nasty), { maxLength: 3 }), accept: apiAccept,
+      origin: fc.option(oneOf('https://rp.fuzz.test', 'null')),
     });
     await fuzzTarget('any method, any path', runs(80), input, async (i, tally) => {
       const { agent, done } = agentFor(tally);
       const p = i.segment === null ? i.path : i.path.replace('abc', encodeURIComponent(wellFormed(i.segment)) || 'abc');
       const enc = encodeForm(i.pairs, i.encoding);
       const withBody = !['GET', 'HEAD', 'TRACE'].includes(i.method);
-      const a = await agent.send(i.method, p, withBody ? { body: enc.body, headers: { ...enc.headers, accept: i.accept } } : { headers: { accept: i.accept } });
+      const origin: Record<string, string> = i.origin !== null && !/[^\t\x20-\x7e\x80-\xff]/.test(i.origin) ? { origin: i.origin, 'access-control-request-method': 'POST' } : {};
+      const a = await agent.send(i.method, p, withBody ? { body: enc.body, headers: { ...enc.headers, accept: i.accept, ...origin } } : { headers: { accept: i.accept, ...origin } });
       expect(a.status).to.be.a('number');
       done();
     });

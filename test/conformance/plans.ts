@@ -82,7 +82,7 @@ export const NOT_APPLICABLE: Record<string, string> = {
  * the suite (run them with CONFORMANCE_GAPS=1) until the gap is closed.
  */
 export const KNOWN_GAPS: Record<string, string> = {
-  'oidcc-ensure-post-request-succeeds': 'the authorization endpoint takes GET only: oidc-provider serves POST /auth only with enableHttpPostMethods, which needs SameSite=None session cookies (ours are Lax); POST /auth answers 404 "Not Found" (text/plain)',
+  'oidcc-ensure-post-request-succeeds': 'the authorization endpoint takes GET only: oidc-provider serves POST /auth (and POST /session/end) only with enableHttpPostMethods, which needs SameSite=None session cookies (ours are Lax); POST /auth answers 404',
 };
 
 const planOf = new Map(PLANS.flatMap((p) => p.modules.map((m) => [m, p] as const)));
