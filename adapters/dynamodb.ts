@@ -4,6 +4,8 @@
 //   uid pointer       pk "uid#<Model>#<uid>"         sk "_"             ref = id of the item (Session), expiresAt?
 //   user code pointer pk "userCode#<Model>#<code>"   sk "_"             ref = id of the item (DeviceCode), expiresAt?
 //   grant membership  pk "grant#<grantId>"           sk "<Model>#<id>"  expiresAt?; lets revokeByGrantId Query instead of Scan
+//   account index     pk "account#<accountId>"       sk "<Model>#<id>"  expiresAt?; Session and Grant items of an account,
+//                                                                       so erasing it Queries instead of Scanning (eraseAccount)
 //
 // Pointers are per model, so one model's uid or user code never shadows
 // another's. Grant membership is kept for the models oidc-provider revokes by
@@ -47,6 +49,16 @@
 // after their value went out (a DeviceCode learns its grantId later) keep the
 // order: membership first, then the item.
 //
+// Account index: a Session or Grant saved with an accountId also writes
+// `account#<accountId>` / `<Model>#<id>` with the item's TTL, in the same
+// BatchWriteItem as the item (no extra round trip; one more item written per
+// Session and Grant save, the same key rewritten each time). It is a hint,
+// checked on use: eraseAccount reads each member and acts only when its
+// payload still names the account (a session that moved to another account
+// is left alone), then deletes the index. Tokens are reached through their
+// grants (the indexed Grants and every grant a session's `authorizations`
+// name), through the grant membership above.
+//
 // `consume` is one conditional update: of concurrent redemptions exactly one
 // wins; a loser that finds the item already consumed treats it as reuse,
 // revokes everything of the grant (and the Grant) and gets invalid_grant.
@@ -60,7 +72,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
-import { ServiceUnavailable, isConditionFailed } from '../src/storage/errors.ts';
+import { ServiceUnavailable, isConditionFailed, sendOrUnavailable } from '../src/storage/errors.ts';
 import { TtlCache } from '../src/storage/ttl-cache.ts';
 
 /** the models oidc-provider calls revokeByGrantId on (lib/helpers/revoke.js) */
@@ -75,6 +87,9 @@ const GRANT_MODELS = new Set([
  * membership and item can be written together (see the header).
  */
 const ISSUED_ON_SAVE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken']);
+
+/** models indexed by account (header: account index) */
+const ACCOUNT_INDEXED = new Set(['Session', 'Grant']);
 
 /** DynamoDB's item size limit, in bytes */
 export const MAX_ITEM_BYTES = 400 * 1024;
@@ -149,18 +164,10 @@ export async function scanModel({ doc, table }: DynamoAdapterOptions, model: str
   return out;
 }
 
-export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (name: string) => Adapter {
-  // Every DynamoDB failure other than a lost condition becomes a typed storage
-  // error that oidc-provider renders as 503 temporarily_unavailable.
-  async function send<T>(cmd: object): Promise<T> {
-    try {
-      return await doc.send(cmd as never) as T;
-    } catch (err) {
-      if (isConditionFailed(err)) throw err;
-      throw new ServiceUnavailable(undefined, { cause: err });
-    }
-  }
+type Send = <T>(cmd: object) => Promise<T>;
 
+/** the item operations the adapter and eraseAccount share, over one table and one way of sending */
+function itemOps(table: string, send: Send) {
   async function getItem(pk: string): Promise<Item | undefined> {
     const r = await send<{ Item?: Item }>(new GetCommand({ TableName: table, Key: { pk, sk: '_' }, ConsistentRead: true }));
     const item = r.Item;
@@ -232,6 +239,71 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
     await deleteKeys(keys);
   }
 
+  return { getItem, deletePointer, batchWrite, deleteKeys, grantMembers, revokeGrant };
+}
+
+/** the account index item of a Session or Grant save (header), or undefined */
+function accountIndex(model: string, pk: string, payload: AdapterPayload, expiresAt: number | undefined): Item | undefined {
+  if (!ACCOUNT_INDEXED.has(model) || typeof payload.accountId !== 'string' || !payload.accountId) return undefined;
+  const item: Item = { pk: `account#${payload.accountId}`, sk: pk, expiresAt };
+  return Buffer.byteLength(item.pk, 'utf8') > MAX_ID_BYTES ? undefined : item;
+}
+
+/**
+ * Deletes what the oidc table holds for an account (erasure, src/accounts):
+ * its sessions (with their uid pointers), its grants and every token issued
+ * under them, found through the account index (no Scan; header). Safe to
+ * repeat. Failures are StorageUnavailable (the erasure is run again).
+ * Returns how many sessions and grants went.
+ */
+export async function eraseAccount({ doc, table }: DynamoAdapterOptions, accountId: string): Promise<{ sessions: number; grants: number }> {
+  const send: Send = (cmd) => sendOrUnavailable(doc, cmd);
+  const ops = itemOps(table, send);
+  const index: Key[] = [];
+  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  do {
+    const r = await send<{ Items?: Key[]; LastEvaluatedKey?: Record<string, unknown> }>(new QueryCommand({
+      TableName: table, KeyConditionExpression: '#pk = :pk', ExpressionAttributeNames: { '#pk': 'pk', '#sk': 'sk' },
+      ExpressionAttributeValues: { ':pk': `account#${accountId}` }, ProjectionExpression: '#pk, #sk', ConsistentRead: true, ExclusiveStartKey,
+    }));
+    index.push(...(r.Items ?? []));
+    ExclusiveStartKey = r.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+  const grants = new Set<string>();
+  let sessions = 0;
+  for (const { sk } of index) {
+    const item = await ops.getItem(sk);
+    const payload = item?.payload ? JSON.parse(item.payload) as AdapterPayload : undefined;
+    if (payload?.accountId !== accountId) continue;
+    const id = sk.slice(sk.indexOf('#') + 1);
+    if (sk.startsWith('Grant#')) {
+      grants.add(id);
+      continue;
+    }
+    // a session: the grants of its authorizations, then the session and its uid pointer
+    for (const a of Object.values((payload.authorizations ?? {}) as Record<string, { grantId?: string }>)) if (a?.grantId) grants.add(a.grantId);
+    if (typeof payload.uid === 'string') await ops.deletePointer(`uid#Session#${payload.uid}`, id);
+    await ops.deleteKeys([{ pk: sk, sk: '_' }]);
+    sessions++;
+  }
+  for (const g of grants) await ops.revokeGrant(g);
+  await ops.deleteKeys(index);
+  return { sessions, grants: grants.size };
+}
+
+export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (name: string) => Adapter {
+  // Every DynamoDB failure other than a lost condition becomes a typed storage
+  // error that oidc-provider renders as 503 temporarily_unavailable.
+  async function send<T>(cmd: object): Promise<T> {
+    try {
+      return await doc.send(cmd as never) as T;
+    } catch (err) {
+      if (isConditionFailed(err)) throw err;
+      throw new ServiceUnavailable(undefined, { cause: err });
+    }
+  }
+  const { getItem, deletePointer, batchWrite, deleteKeys, grantMembers, revokeGrant } = itemOps(table, send);
+
   /** item key → the uid it carried; uid pointer key → the item id it led to (hints, see the header) */
   const uidOfItem = new TtlCache<string>({ ttlMs: HINT_TTL_MS, maxEntries: MAX_HINTS });
   const itemOfUid = new TtlCache<string>({ ttlMs: HINT_TTL_MS, maxEntries: MAX_HINTS });
@@ -285,8 +357,11 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
         : membership && !uidKey ? (ISSUED_ON_SAVE.has(this.name) ? membership : undefined)
         : uidKey && !membership ? { pk: uidKey, sk: '_', ref: id, expiresAt }
         : undefined;
-      if (companion) {
-        await batchWrite([{ PutRequest: { Item: companion } }, { PutRequest: { Item: item } }]);
+      // a Session's or Grant's account index item goes in the same request (header)
+      const indexed = accountIndex(this.name, pk, payload, expiresAt);
+      if (companion || (indexed && !uidKey && !payload.userCode && !membership)) {
+        const companions = [companion, indexed].filter((c): c is Item => c !== undefined);
+        await batchWrite([...companions.map((c) => ({ PutRequest: { Item: c } })), { PutRequest: { Item: item } }]);
         if (uidKey) remember(pk, uidKey, id);
         return;
       }
@@ -298,6 +373,7 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
         side.push(send(new PutCommand({ TableName: table, Item: { pk: this.userCodeKey(payload.userCode as string), sk: '_', ref: id, expiresAt } })));
       }
       if (membership) side.push(send(new PutCommand({ TableName: table, Item: membership })));
+      if (indexed) side.push(send(new PutCommand({ TableName: table, Item: indexed })));
       await Promise.all(side);
       await send(new PutCommand({ TableName: table, Item: item }));
     }

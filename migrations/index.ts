@@ -4,7 +4,7 @@
 import {
   CreateTableCommand, DescribeTableCommand, DescribeTimeToLiveCommand, UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Storage } from '../src/storage/index.ts';
 import { TABLES, createTableInput } from './tables.ts';
 
@@ -73,12 +73,79 @@ async function ensureTtl(storage: Storage, tableName: string, attribute: string)
   }
 }
 
+/**
+ * Migration 2: every wrapped data key still inside the accounts table (`dk` of
+ * an account item, `fromItem.dk` of a merge record's undo snapshot) is copied
+ * to its key item in `datakeys` (pk "account#<sub>"), then removed from the
+ * item, on the condition that it is still that key. A crash between the two
+ * leaves the key in both places (reads prefer the key item; the next run
+ * removes it), so the migration can be run again at any point; accounts read
+ * fine throughout (src/accounts/dynamo-store.ts falls back to `dk`).
+ */
+export async function moveDataKeys(storage: Storage): Promise<number> {
+  const { accounts, datakeys } = storage.tables;
+  const putKey = async (sub: string, dk: string) => {
+    try {
+      await storage.doc.send(new PutCommand({
+        TableName: datakeys, Item: { pk: `account#${sub}`, sk: '_', sub, dk },
+        ConditionExpression: 'attribute_not_exists(pk) OR dk = :dk', ExpressionAttributeValues: { ':dk': dk },
+      }));
+    } catch (err) {
+      if (errorName(err) === 'ConditionalCheckFailedException') throw new Error(`account ${sub} has two different data keys; not moved`);
+      throw err;
+    }
+  };
+  const removeIfStill = async (cmd: UpdateCommand) => {
+    try {
+      await storage.doc.send(cmd);
+    } catch (err) {
+      if (errorName(err) !== 'ConditionalCheckFailedException') throw err;
+    }
+  };
+  let moved = 0;
+  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  do {
+    const r = await storage.doc.send(new ScanCommand({
+      TableName: accounts, ConsistentRead: true, ExclusiveStartKey,
+      FilterExpression: 'attribute_exists(dk) OR attribute_exists(fromItem.dk)',
+    }));
+    for (const it of (r.Items ?? []) as Array<{ pk: string; sk: string; sub?: string; dk?: string; from?: string; fromItem?: { sub?: string; dk?: string } }>) {
+      const Key = { pk: it.pk, sk: it.sk };
+      if (typeof it.dk === 'string' && it.sub) {
+        await putKey(it.sub, it.dk);
+        await removeIfStill(new UpdateCommand({
+          TableName: accounts, Key, UpdateExpression: 'REMOVE dk', ConditionExpression: 'dk = :dk', ExpressionAttributeValues: { ':dk': it.dk },
+        }));
+        moved++;
+      }
+      const from = it.fromItem;
+      if (typeof from?.dk === 'string' && from.sub) {
+        await putKey(from.sub, from.dk);
+        await removeIfStill(new UpdateCommand({
+          TableName: accounts, Key, UpdateExpression: 'REMOVE fromItem.dk', ConditionExpression: 'fromItem.dk = :dk', ExpressionAttributeValues: { ':dk': from.dk },
+        }));
+        moved++;
+      }
+    }
+    ExclusiveStartKey = r.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+  return moved;
+}
+
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,
     name: 'create tables',
     async up(storage) {
       for (const t of TABLES) await ensureTable(storage, storage.tables[t.name], t.ttlAttribute);
+    },
+  },
+  {
+    version: 2,
+    name: 'data keys apart from the account records (table datakeys)',
+    async up(storage) {
+      await ensureTable(storage, storage.tables.datakeys);
+      await moveDataKeys(storage);
     },
   },
 ];

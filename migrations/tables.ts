@@ -6,6 +6,10 @@
 //            grant membership:      pk = "grant#<grantId>", sk = "<Model>#<id>"
 //            (adapters/dynamodb.ts describes these items in full)
 //  accounts  users and their lookup pointers (see src/accounts)
+//  datakeys  each account's wrapped data key: pk = "account#<sub>", sk = "_" -> { sub, dk }.
+//            Apart from `accounts` so that deleting it shreds every copy of the
+//            record, backups included: back it up on its own, kept shorter (or not at all)
+//  oidc      also per-account index: pk = "account#<sub>", sk = "<Model>#<id>" (Session, Grant)
 //  keys      wrapped key material (see src/keys)
 //  meta      schema version and other bookkeeping
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
@@ -20,6 +24,7 @@ export const TABLES: TableSpec[] = [
   { name: 'meta' },
   { name: 'oidc', ttlAttribute: 'expiresAt' },
   { name: 'accounts', ttlAttribute: 'expiresAt' },
+  { name: 'datakeys' },
   { name: 'keys' },
 ];
 

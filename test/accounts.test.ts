@@ -279,6 +279,10 @@ describe('accounts: legacy sign-in, upgrade, merge, erasure', function () {
     }))).Items ?? [];
     expect(await lockoutItems()).to.not.deep.equal([]);
     const item = (await idp.storage.doc.send(new GetCommand({ TableName: table, Key: { pk: `user#${bobSub}`, sk: '_' } }))).Item as { dk: string; blob: string; ptrs: string[] };
+    // the wrapped data key is apart from the record (table datakeys)
+    expect(item.dk).to.equal(undefined);
+    item.dk = ((await idp.storage.doc.send(new GetCommand({ TableName: idp.storage.tables.datakeys, Key: { pk: `account#${bobSub}`, sk: '_' } }))).Item as { dk: string }).dk;
+    expect(item.dk).to.be.a('string');
     const blobCopy = item.blob;
     const res = await idp.cli('users', 'delete', '--erase', bobSub) as { erased: boolean };
     expect(res.erased).to.equal(true);
@@ -296,7 +300,7 @@ describe('accounts: legacy sign-in, upgrade, merge, erasure', function () {
     }
     // the copy of the blob opens with no remaining data key
     const st = store();
-    const ada = (await idp.storage.doc.send(new GetCommand({ TableName: table, Key: { pk: `user#${adaSub}`, sk: '_' } }))).Item as { dk: string };
+    const ada = (await idp.storage.doc.send(new GetCommand({ TableName: idp.storage.tables.datakeys, Key: { pk: `account#${adaSub}`, sk: '_' } }))).Item as { dk: string };
     const someKey = await idp.keyring.openDataKey(ada.dk, `account:${adaSub}`);
     expect(() => open(someKey, bobSub, blobCopy)).to.throw(/does not authenticate/);
     expect(await st.findByLogin('bob@example.com')).to.equal(undefined);

@@ -1,7 +1,7 @@
 // Accounts in the `accounts` table (docs/accounts.md has the full layout).
 //
-//   pk "user#<sub>"              sk "_"            the account: plaintext status/version/metadata,
-//                                                  `dk` (wrapped data key) and `blob` (AES-256-GCM)
+//   pk "user#<sub>"              sk "_"            the account: plaintext status/version/metadata
+//                                                  and `blob` (AES-256-GCM under the account's data key)
 //   pk "email#<hmac>"            sk "_"            { sub, verified }  login pointer (owner)
 //   pk "email#<hmac>"            sk "pending#<sub>" { sub }           claim of a held (pending) account
 //   pk "phone#<hmac>"            sk "_" | "pending#<sub>"             the same for E.164 phones
@@ -11,6 +11,14 @@
 //   pk "erased#<sub>"            sk "_"            tombstone of an erased account ({ sub, erasedAt }, and
 //                                                  `sweep` while the items other capabilities keep for it,
 //                                                  lockout and MFA, are being deleted: erasure.ts)
+//
+// The data key is NOT in the accounts table: table `datakeys`, pk
+// "account#<sub>", sk "_", { sub, dk } (dk: the data key wrapped by the
+// keyring). A read gets the item and its key item in the same turn (one round
+// trip: parallel Gets); an item without a key item reads as no account (its
+// key was erased: a copy of the record from a backup does not open). Items
+// written before the move carry `dk` themselves: read while it is there, moved
+// by migration 2 (migrations/index.ts) or by the next write of the account.
 //
 // There are no transactions (dynalite has none): every change of an account is
 // ONE conditional write of its item on `version`; pointers are claimed with
@@ -23,7 +31,7 @@ import type { Storage } from '../storage/index.ts';
 import { asStorageError, isConditionFailed, sendOrUnavailable } from '../storage/errors.ts';
 import { KeyIntegrityError, type Keyring } from '../keys/types.ts';
 import type { PasswordHasher } from './hasher.ts';
-import { checkErasureHooks, type ErasureHook } from './erasure.ts';
+import { checkErasureHooks, type ErasureContext, type ErasureHook } from './erasure.ts';
 import { blindIndex, BlobIntegrityError, DataKeyCache, dataKeyContext, open, seal } from './crypto.ts';
 import {
   canonical, computeStatus, metadataOf, toAccount, type AccountItem, type Sealed,
@@ -59,6 +67,17 @@ interface Loaded {
   sealed: Sealed;
   key: Buffer;
 }
+
+/** an account's wrapped data key, in the `datakeys` table */
+interface KeyItem {
+  pk: string;
+  sk: string;
+  sub: string;
+  dk: string;
+}
+
+/** the key item of an account in the `datakeys` table */
+export const dataKeyPk = (sub: string) => `account#${sub}`;
 
 interface Pointer {
   pk: string;
@@ -128,6 +147,10 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
     return this.storage.tables.accounts;
   }
 
+  private get keyTable() {
+    return this.storage.tables.datakeys;
+  }
+
   private send<T>(cmd: object): Promise<T> {
     return sendOrUnavailable<T>(this.storage.doc, cmd);
   }
@@ -169,17 +192,48 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
 
   // ---- items ----
 
-  private async get<T>(pk: string, sk = '_'): Promise<T | undefined> {
-    const r = await this.send<{ Item?: T }>(new GetCommand({ TableName: this.table, Key: { pk, sk }, ConsistentRead: true }));
+  private async get<T>(pk: string, sk = '_', table = this.table): Promise<T | undefined> {
+    const r = await this.send<{ Item?: T }>(new GetCommand({ TableName: table, Key: { pk, sk }, ConsistentRead: true }));
     return r.Item;
   }
 
+  /**
+   * The account item and its wrapped data key, read in the same turn (the
+   * storage layer sends them together). `wrapped` is the key item's, or the
+   * item's own `dk` while the item still carries one (written before
+   * migration 2); undefined when the key is gone (erased).
+   */
+  private async read(sub: string): Promise<{ item?: AccountItem; wrapped?: string; keyStored: boolean }> {
+    const [item, k] = await Promise.all([this.get<AccountItem>(`user#${sub}`), this.get<KeyItem>(dataKeyPk(sub), '_', this.keyTable)]);
+    return { item, wrapped: k?.dk ?? item?.dk, keyStored: k !== undefined };
+  }
+
   private async load(sub: string, onlyIf?: Promise<boolean>): Promise<Loaded | undefined> {
-    const item = await this.get<AccountItem>(`user#${sub}`);
-    if (!item) return undefined;
+    const { item, wrapped } = await this.read(sub);
+    // no key item: the account's data key was erased (a record restored from a backup stays shut)
+    if (!item || !wrapped) return undefined;
     if (onlyIf && !(await onlyIf)) return undefined;
-    const key = await this.cache.open(this.keyring, sub, item.dk);
+    const key = await this.cache.open(this.keyring, sub, wrapped);
     return { item, sealed: open<Sealed>(key, sub, item.blob), key };
+  }
+
+  /** writes an account's key item unless there is one (first step of every write that creates an account) */
+  private async putKey(sub: string, wrapped: string): Promise<void> {
+    try {
+      await this.send(new PutCommand({
+        TableName: this.keyTable, Item: { pk: dataKeyPk(sub), sk: '_', sub, dk: wrapped }, ConditionExpression: 'attribute_not_exists(pk) OR dk = :dk',
+        ExpressionAttributeValues: { ':dk': wrapped },
+      }));
+    } catch (err) {
+      if (isConditionFailed(err)) throw new AccountExists(`account ${sub} already has another data key`);
+      throw err;
+    }
+  }
+
+  /** the item as stored: without `dk` (its key lives in `datakeys`) */
+  private static stored(item: AccountItem): Omit<AccountItem, 'dk'> {
+    const { dk: _dk, ...rest } = item;
+    return rest;
   }
 
   private view(l: Loaded): Account {
@@ -190,6 +244,8 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
 
   /** ONE conditional write of the whole item on its version. */
   private async save(l: Loaded, sealed: Sealed, patch: Partial<AccountItem> = {}): Promise<Loaded> {
+    // an item from before migration 2: its key moves out first, then the item is written without it
+    if (l.item.dk) await this.putKey(l.item.sub, l.item.dk);
     const item: AccountItem = {
       ...l.item, ...patch, ...metadataOf(sealed),
       blob: seal(l.key, l.item.sub, sealed),
@@ -198,7 +254,7 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
     };
     try {
       await this.send(new PutCommand({
-        TableName: this.table, Item: item,
+        TableName: this.table, Item: DynamoAccountStore.stored(item),
         ConditionExpression: 'version = :v', ExpressionAttributeValues: { ':v': l.item.version },
       }));
     } catch (err) {
@@ -230,7 +286,9 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
       ptrs: [], merges: [], ...patch, ...metadataOf(sealed),
       dk: key.wrapped, blob: seal(key.plaintext, sub, sealed),
     };
-    await this.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+    // the key item first, then the record: a record is never without its key
+    await this.putKey(sub, key.wrapped);
+    await this.send(new PutCommand({ TableName: this.table, Item: DynamoAccountStore.stored(item), ConditionExpression: 'attribute_not_exists(pk)' }));
     this.cache.set(sub, key.wrapped, key.plaintext);
     return { item, sealed, key: key.plaintext };
   }
@@ -282,8 +340,8 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
    * HMACs). undefined when there is no such account.
    */
   async recordKey(sub: string): Promise<Buffer | undefined> {
-    const item = await this.get<AccountItem>(`user#${sub}`);
-    return item ? this.cache.open(this.keyring, sub, item.dk) : undefined;
+    const { item, wrapped } = await this.read(sub);
+    return item && wrapped ? this.cache.open(this.keyring, sub, wrapped) : undefined;
   }
 
   /** the login pointer key of what a user typed, or undefined when it is neither an e-mail nor a phone */
@@ -730,8 +788,10 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
       pk: `merge#${mergeId}`, sk: '_', id: mergeId, kind: 'admin', into, from,
       sources: [...new Set(moved.map((i) => i.source))].sort(),
       identityKeys: moved.filter((i) => i.source !== 'local').map((i) => this.sourcePk(i.source, i.sourceUserId)),
-      at: now, fromItem: b.item, fromPointers,
+      // the merged-away account's key item stays in `datakeys` for the undo (erasing `into` deletes it)
+      at: now, fromItem: DynamoAccountStore.stored(b.item) as AccountItem, fromPointers,
     };
+    if (b.item.dk) await this.putKey(from, b.item.dk);
     await this.send(new PutCommand({ TableName: this.table, Item: rec }));
     const saved = await this.mutate(into, (m) => {
       const have = new Set(m.sealed.identities.map((i) => `${i.source}\0${i.sourceUserId}`));
@@ -782,7 +842,9 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
       const fromItem = rec.fromItem;
       if (!fromItem || !rec.from) throw new AccountNotFound(`merge ${mergeId} has no undo data (erased?)`);
       const from = rec.from;
-      const fromKey = await this.cache.open(this.keyring, from, fromItem.dk);
+      const wrapped = (await this.get<KeyItem>(dataKeyPk(from), '_', this.keyTable))?.dk ?? fromItem.dk;
+      if (!wrapped) throw new AccountNotFound(`merge ${mergeId} has no undo data (its data key is erased)`);
+      const fromKey = await this.cache.open(this.keyring, from, wrapped);
       const fromSealed = open<Sealed>(fromKey, from, fromItem.blob);
       const saved = await this.mutate(into, (m) => {
         const identities = m.sealed.identities.filter((i) => i.mergeId !== mergeId);
@@ -790,8 +852,9 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
         if (fromSealed.password !== undefined && m.sealed.password === fromSealed.password) delete sealed.password;
         return { sealed, patch: { status: identities.length ? computeStatus(identities, !!m.item.pendingReason) : m.item.status } };
       });
+      await this.putKey(from, wrapped);
       await this.send(new PutCommand({
-        TableName: this.table, Item: { ...fromItem, version: fromItem.version + 1, updatedAt: new Date().toISOString() },
+        TableName: this.table, Item: { ...DynamoAccountStore.stored(fromItem), version: fromItem.version + 1, updatedAt: new Date().toISOString() },
         ConditionExpression: 'attribute_not_exists(pk)',
       }));
       for (const p of rec.fromPointers ?? []) {
@@ -840,14 +903,20 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
    *  1. the tombstone `erased#<sub>` is written with `sweep`: the partitions
    *     the erasure hooks (lockout, MFA) name for the account, worked out from
    *     the record (its identifiers are inside the encrypted blob, which step 3
-   *     deletes);
-   *  2. login pointers and claims are deleted, source pointers become
+   *     shreds);
+   *  2. what hooks keep outside the accounts table goes (their `erase`: the
+   *     user's sessions, grants and tokens in the oidc table, outbox lines);
+   *     login pointers and claims are deleted, source pointers become
    *     `erased` markers, merge records lose their undo snapshots;
-   *  3. the account item goes, and with it the wrapped data key;
+   *  3. the key items go (table `datakeys`: the account's and those of accounts
+   *     merged into it): from then on no copy of the record opens, backups of
+   *     the accounts table included; then the account item;
    *  4. every item of every partition in `sweep` is deleted;
    *  5. `sweep` is removed from the tombstone: the erasure is complete.
    *
-   * A run that stops in 1-3 leaves the account item, a run that stops in 4-5
+   * A run that stops in 1-3 leaves the account item (a re-run after step 3's
+   * key deletion no longer opens the record, and uses the tombstone's
+   * `sweep`), a run that stops in 4-5
    * leaves `sweep`: either way the next run finds the work and finishes it.
    * A partition in `sweep` under no prefix of this store's hooks (a store
    * built without them finishing another's run) is not touched and stays in
@@ -858,11 +927,13 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
     if (!item && !tomb?.sweep) return false;
     let sweep = tomb?.sweep ?? [];
     if (item) {
-      sweep = union(sweep, await this.erasurePartitions(item));
+      const ctx = await this.erasureContext(item);
+      sweep = union(sweep, ...this.erasureHooks.map((h) => h.partitions(ctx)));
       await this.send(new PutCommand({
         TableName: this.table,
         Item: { pk: `erased#${sub}`, sk: '_', sub, erasedAt: tomb?.erasedAt ?? new Date().toISOString(), sweep },
       }));
+      for (const h of this.erasureHooks) await h.erase?.(ctx);
       for (const ptr of item.ptrs ?? []) {
         const { pk, sk } = splitPtr(ptr);
         if (pk.startsWith('source#')) {
@@ -878,9 +949,10 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
           ConditionExpression: 'attribute_exists(pk)',
         })).catch((err) => { if (!isConditionFailed(err)) throw err; });
       }
-      // the item goes with its wrapped data key: any copy of the blob no longer opens
+      // the data keys first: from here on any copy of the blob (a backup) no longer opens
+      await this.batchDelete([item.sub, ...ctx.mergedSubs].map((s) => ({ pk: dataKeyPk(s), sk: '_' })), this.keyTable);
+      for (const s of [item.sub, ...ctx.mergedSubs]) this.cache.delete(s);
       await this.send(new DeleteCommand({ TableName: this.table, Key: { pk: `user#${sub}`, sk: '_' } }));
-      this.cache.delete(sub);
     }
     // only partitions that other capabilities keep per account: never a pointer or a record
     const erasable = this.erasureHooks.flatMap((h) => h.prefixes);
@@ -897,16 +969,18 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
   }
 
   /**
-   * The partitions the erasure hooks name for this account (lockout and MFA:
-   * under its sub, under the subs of accounts merged into it by an admin,
-   * whose undo snapshots go with this erasure so they can never come back,
-   * and lockout's counters of its e-mail addresses and phone numbers).
+   * What the erasure hooks are told of this account: its sub, the subs of
+   * accounts merged into it by an admin (whose undo snapshots and data keys go
+   * with this erasure so they can never come back), and its e-mail addresses
+   * and phone numbers (lockout's counters) while the record still opens.
    */
-  private async erasurePartitions(item: AccountItem): Promise<string[]> {
-    if (this.erasureHooks.length === 0) return [];
+  private async erasureContext(item: AccountItem): Promise<ErasureContext> {
     const identifiers = new Set<string>();
     try {
-      const sealed = open<Sealed>(await this.cache.open(this.keyring, item.sub, item.dk), item.sub, item.blob);
+      const wrapped = (await this.get<KeyItem>(dataKeyPk(item.sub), '_', this.keyTable))?.dk ?? item.dk;
+      // no key: a re-run after the key went (step 3); the first run's sweep has the identifiers' partitions
+      if (!wrapped) throw new BlobIntegrityError(`account ${item.sub}: no data key`);
+      const sealed = open<Sealed>(await this.cache.open(this.keyring, item.sub, wrapped), item.sub, item.blob);
       for (const p of [...(sealed.local ? [sealed.local] : []), ...sealed.identities.map((i) => i.profile)]) {
         if (p.email) identifiers.add(p.email);
         if (p.phone) identifiers.add(p.phone);
@@ -920,8 +994,7 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
       const m = await this.get<MergeItem>(`merge#${id}`);
       if (m?.kind === 'admin' && m.into === item.sub && m.from && !m.undoneAt) subs.push(m.from);
     }
-    const ctx = { sub: item.sub, mergedSubs: subs.slice(1), identifiers: [...identifiers], blindIndexKey: this.keyring.blindIndexKey() };
-    return union(...this.erasureHooks.map((h) => h.partitions(ctx)));
+    return { sub: item.sub, mergedSubs: subs.slice(1), identifiers: [...identifiers], blindIndexKey: this.keyring.blindIndexKey(), storage: this.storage };
   }
 
   /** deletes every item under one pk; returns how many there were */
@@ -942,15 +1015,15 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
   }
 
   /** one BatchWriteItem of up to 25 deletes, sending its unprocessed items again */
-  private async batchDelete(keys: Array<{ pk: string; sk: string }>): Promise<void> {
+  private async batchDelete(keys: Array<{ pk: string; sk: string }>, table = this.table): Promise<void> {
     let requests: unknown[] = keys.map((k) => ({ DeleteRequest: { Key: { pk: k.pk, sk: k.sk } } }));
     for (let attempt = 0; requests.length > 0; attempt++) {
       if (attempt >= 8) throw asStorageError(new Error('erasure: deletes left unprocessed'));
       if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
       const r = await this.send<{ UnprocessedItems?: Record<string, unknown[]> }>(new BatchWriteCommand({
-        RequestItems: { [this.table]: requests as never },
+        RequestItems: { [table]: requests as never },
       }));
-      requests = r.UnprocessedItems?.[this.table] ?? [];
+      requests = r.UnprocessedItems?.[table] ?? [];
     }
   }
 

@@ -38,8 +38,11 @@ export interface AccountItem {
   version: number;
   createdAt: string;
   updatedAt: string;
-  /** the record's data key, wrapped by the keyring */
-  dk: string;
+  /**
+   * the record's data key, wrapped by the keyring: only on items written
+   * before migration 2, which moved it to the `datakeys` table (dynamo-store.ts)
+   */
+  dk?: string;
   /** AES-256-GCM of Sealed */
   blob: string;
   sources: string[];

@@ -99,7 +99,7 @@ export async function withAccounts<T>(kit: CliKit, fn: (store: DynamoAccountStor
     try {
       return await fn(new DynamoAccountStore(s, argon2Hasher(config.argon2), keyring, {
         dataKeyCache: { maxEntries: config.accounts.dataKeyCacheSize, maxAgeMs: config.accounts.dataKeyCacheSeconds * 1000 },
-        erasureHooks: erasureHooks(),
+        erasureHooks: erasureHooks({ dataDir: config.dataDir }),
       }));
     } finally {
       (keyring as { close?: () => void }).close?.();
@@ -289,7 +289,7 @@ export async function runUsers(cmd: string, args: string[], kit: CliKit): Promis
       if (!erased) throw new kit.UsageError(`no account ${sub}`);
       await lifecycleEvent(kit, 'account.erased', { sub });
       out.data = { sub, erased };
-      out.lines.push(`account ${sub} erased: its data key and lookup pointers are gone`);
+      out.lines.push(`account ${sub} erased: its data key, lookup pointers, sessions, grants, tokens and outbox messages are gone`);
       return out;
     }
     case 'migration status': {

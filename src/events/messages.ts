@@ -93,3 +93,64 @@ export function readOutbox(file: string): Array<AuditEvent & { data: { channel: 
   }
   return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
+
+/** bytes of an open file from `pos` to its current end */
+async function readFrom(fh: fs.promises.FileHandle, pos: number): Promise<Buffer> {
+  const size = (await fh.stat()).size;
+  if (size <= pos) return Buffer.alloc(0);
+  const buf = Buffer.alloc(size - pos);
+  let got = 0;
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
+}
+
+/**
+ * Removes an erased account's messages from the embedded outbox: every line
+ * whose `sub` is one of `subs` or whose recipient is one of `recipients` (its
+ * e-mail addresses and phone numbers). Atomic: the kept lines go to a new file
+ * that is renamed over the old one, so a reader sees the old file or the new,
+ * never half of one. A line the server appended to the old file between the
+ * read and the rename is carried over (filtered too): the old file is read
+ * again, through the handle opened before. Returns how many lines went.
+ */
+export async function eraseFromOutbox(file: string, subs: readonly string[], recipients: readonly string[] = []): Promise<number> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+  const bySub = new Set(subs);
+  const byTo = new Set(recipients.map((r) => r.toLowerCase()));
+  let removed = 0;
+  const keep = (text: string) => text.split('\n').filter((line) => {
+    if (!line) return false;
+    let m: { sub?: unknown; data?: { to?: unknown } };
+    try {
+      m = JSON.parse(line);
+    } catch {
+      return true;
+    }
+    const gone = (typeof m.sub === 'string' && bySub.has(m.sub)) || (typeof m.data?.to === 'string' && byTo.has(m.data.to.toLowerCase()));
+    if (gone) removed++;
+    return !gone;
+  }).map((l) => `${l}\n`).join('');
+  try {
+    const first = await readFrom(fh, 0);
+    const kept = keep(first.toString('utf8'));
+    if (removed === 0) return 0;
+    const tmp = `${file}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`;
+    await fs.promises.writeFile(tmp, kept, { mode: 0o600 });
+    await fs.promises.rename(tmp, file);
+    const late = keep((await readFrom(fh, first.length)).toString('utf8'));
+    if (late) await fs.promises.appendFile(file, late, { mode: 0o600 });
+    return removed;
+  } finally {
+    await fh.close();
+  }
+}

@@ -4,6 +4,8 @@
 export interface TableNames {
   oidc: string;
   accounts: string;
+  /** the accounts' wrapped data keys, apart from the records (crypto-shredding: docs/accounts.md) */
+  datakeys: string;
   keys: string;
   meta: string;
 }
@@ -12,6 +14,7 @@ export function tableNames(prefix: string): TableNames {
   return {
     oidc: `${prefix}oidc`,
     accounts: `${prefix}accounts`,
+    datakeys: `${prefix}datakeys`,
     keys: `${prefix}keys`,
     meta: `${prefix}meta`,
   };

@@ -224,8 +224,8 @@ describe('account erasure removes the lockout and MFA items of the account', fun
     // the store without hooks finishes the account but keeps the partitions it has no hook for in `sweep`
     expect(await bare.erase(other.sub)).to.equal(true);
     const tomb = (await s.scanAccounts()).find((i) => i.pk === `erased#${other.sub}`);
-    // lockout: the account and its e-mail and phone counters; MFA: the account
-    expect(tomb?.sweep).to.have.length(4);
+    // lockout: the account and its e-mail and phone counters; MFA and consent: the account
+    expect(tomb?.sweep).to.have.length(5);
     mine = itemsOf(await s.scanAccounts(), other);
     expect(mine.account).to.deep.equal([]);
     expect(mine.mfa).to.deep.equal(EVERY_KIND.mfa);
