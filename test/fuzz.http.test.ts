@@ -86,7 +86,7 @@ describe('fuzzing every endpoint and form (fast-check)', function () {
       resourceServers: [{ id: API, scope: 'api:read api:write', accessTokenFormat: 'jwt', jwtAlg: 'ES256' }],
     }));
     idp = await startTestIdp({
-      SEED_FILE: seed, LOG_LEVEL: 'warn', LOCKOUT_MODE: 'dry-run', ARGON2_MEMORY_KIB: '4096', ARGON2_TIME_COST: '1', MFA_POLICY: 'optional',
+      SEED_FILE: seed, LOG_LEVEL: 'info', LOCKOUT_MODE: 'dry-run', ARGON2_MEMORY_KIB: '4096', ARGON2_TIME_COST: '1', MFA_POLICY: 'optional',
     });
     for (const [i, [key, email]] of Object.entries(USERS).entries()) {
       subs[key] = ((await idp.cli('users', 'add', '--email', email, '--password', PASSWORD, '--name', `Fuzz ${key}`, '--email-verified', '--phone', `+1415555010${i}`, '--phone-verified')) as { sub: string }).sub;
@@ -610,5 +610,17 @@ describe('fuzzing every endpoint and form (fast-check)', function () {
       done();
     });
     expect(errorLogs(mark)).to.deep.equal([]);
+  });
+
+  // last: what every target above made the IdP log
+  it('logged nothing secret or personal while fuzzing: no password, client secret, token, TOTP secret or e-mail address', () => {
+    const logs = idp.logs.join('\n');
+    expect(logs.length, 'the logs were captured').to.be.greaterThan(1000);
+    const secrets: Record<string, string> = {
+      'the password': PASSWORD, 'the new password': 'another rather long passphrase 8', 'the client secret': SECRET, 'the TOTP secret': totpSecret,
+      'the code': real.code, 'the access token': real.accessToken, 'the refresh token': real.refreshToken, 'the ID token': real.idToken,
+      ...Object.fromEntries(Object.values(USERS).map((e) => [e, e])),
+    };
+    for (const [what, value] of Object.entries(secrets)) expect(logs.includes(value), `${what} in the logs`).to.equal(false);
   });
 });
