@@ -174,6 +174,34 @@ describe('idp command', function () {
     });
   });
 
+  describe('passwords at a prompt', () => {
+    /** bin/idp on a terminal (util-linux `script` makes the pty): answers each prompt as it appears */
+    function onTerminal(args: string[], answers: string[]): Promise<{ status: number | null; output: string }> {
+      return new Promise((resolve) => {
+        const child = spawn('script', ['-qec', [BIN, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], { env });
+        let output = '';
+        let asked = 0;
+        child.stdout.on('data', (d) => {
+          output += String(d);
+          const prompts = (output.match(/password for [^:]+(?: again)?: /g) ?? []).length;
+          while (asked < prompts && asked < answers.length) child.stdin.write(`${answers[asked++]}\n`);
+        });
+        child.on('close', (status) => resolve({ status, output }));
+      });
+    }
+
+    it('asks twice without echoing, and refuses two different entries', async function () {
+      if (spawnSync('script', ['--version']).status !== 0) this.skip();
+      const ok = await onTerminal(['users', 'add', '--email', 'typed@example.com'], ['horse battery at the prompt', 'horse battery at the prompt']);
+      expect(ok.status, ok.output).to.equal(0);
+      expect(ok.output).to.match(/password for typed@example\.com: \r?\npassword for typed@example\.com again: \r?\n/).and.match(/user \S+ created/);
+      expect(ok.output, 'nothing typed is shown').to.not.include('horse battery');
+      const differ = await onTerminal(['users', 'add', '--email', 'differ@example.com'], ['first passphrase here 1', 'second passphrase here 2']);
+      expect(differ.status).to.equal(2);
+      expect(differ.output).to.match(/idp: the two entries differ/);
+    });
+  });
+
   describe('exit codes: 0 done, 1 failed, 2 usage', () => {
     it('each command\'s failure exits with its code, on one line without a stack trace', async () => {
       const sub = '00000000-0000-4000-8000-000000000000';

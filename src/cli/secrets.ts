@@ -38,16 +38,27 @@ export function canPrompt(io: CliIo | undefined): boolean {
   return io?.interactive ?? (typeof io?.stdin !== 'string' && !!process.stdin.isTTY && !!process.stderr.isTTY);
 }
 
-/** asks on stderr without echoing what is typed */
-export async function promptHidden(question: string): Promise<string> {
+/** asks each question on stderr without echoing what is typed (one interface for all: a closed stdin ends it) */
+export async function promptHidden(questions: string[]): Promise<string[] | undefined> {
   const muted = new Writable({ write: (_c, _e, cb) => cb() });
   const rl = readline.createInterface({ input: process.stdin, output: muted, terminal: true });
-  process.stderr.write(question);
+  const answers: string[] = [];
   try {
-    return await new Promise<string>((resolve) => rl.question('', resolve));
+    return await new Promise<string[] | undefined>((resolve) => {
+      rl.once('close', () => resolve(undefined));
+      const ask = () => {
+        process.stderr.write(questions[answers.length]);
+        rl.question('', (a) => {
+          process.stderr.write('\n');
+          answers.push(a);
+          if (answers.length === questions.length) resolve(answers);
+          else ask();
+        });
+      };
+      ask();
+    });
   } finally {
     rl.close();
-    process.stderr.write('\n');
   }
 }
 
@@ -68,8 +79,8 @@ export async function secretFrom(opts: {
   }
   if (opts.stdin) return readStdinSecret(opts.io, opts.stdinFlag, opts.usage);
   if (!opts.prompt || !canPrompt(opts.io)) return undefined;
-  const first = await promptHidden(`${opts.prompt}: `);
-  if (first === '') throw opts.usage('nothing was typed');
-  if (opts.confirm && (await promptHidden(`${opts.prompt} again: `)) !== first) throw opts.usage('the two entries differ');
-  return first;
+  const typed = await promptHidden([`${opts.prompt}: `, ...(opts.confirm ? [`${opts.prompt} again: `] : [])]);
+  if (!typed || typed[0] === '') throw opts.usage('nothing was typed');
+  if (typed.some((t) => t !== typed[0])) throw opts.usage('the two entries differ');
+  return typed[0];
 }
