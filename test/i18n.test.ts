@@ -222,6 +222,16 @@ describe('translations', () => {
         expect(texts(missing.html)).to.include(translate(locale, 'Page not found'));
         expectTranslated(missing.html, locale, '404');
         expectTranslated((await get('/account')).html, locale, 'account (signed out)');
+        // signing in to the account page: its own client's name in the page's language too
+        const ua = new (class extends UserAgent {
+          override request(url: string, init: Parameters<UserAgent['request']>[1] = {}) {
+            return super.request(url, { ...init, headers: { 'accept-language': locale, ...init.headers } });
+          }
+        })(idp.issuer);
+        const accountLogin = await (await ua.navigate(`${idp.issuer}/account/login`)).res.text();
+        const h1 = /<h1>([\s\S]*?)<\/h1>/.exec(accountLogin)![1].replace(/<[^>]+>/g, '').replace(/\s+/g, ' ').trim();
+        expect(h1).to.equal(`${translate(locale, 'Sign in')} ${translate(locale, 'to continue to {client}', { client: translate(locale, 'Your account') })}`);
+        expectTranslated(accountLogin, locale, 'account sign-in');
         // the languages are in the discovery document
         const discovery = await (await fetch(`${idp.issuer}/.well-known/openid-configuration`)).json() as Record<string, unknown>;
         expect(discovery.ui_locales_supported).to.deep.equal(['en', 'fr', 'ar']);

@@ -141,6 +141,8 @@ export function pageHelpers(locale: Locale) {
     dir: RTL.has(locale) ? 'rtl' : 'ltr',
     /** a translated text, for <%= %> (escaped there) */
     t: (text: unknown, params?: Params) => (typeof text === 'string' && text !== '' ? translate(locale, text, params) : ''),
+    /** a name (an application's): translated when the catalogue has it (our own account page's "Your account"), else as it is */
+    name: (text: unknown) => (typeof text === 'string' && Object.hasOwn(CATALOGUES.en, text) ? translate(locale, text) : String(text ?? '')),
     /** a translated text as HTML, for <%- %>: the text is escaped, values too unless they are markup made by strong/code/span */
     th: (text: string, params: Params = {}) => fill(escapeHtml(translate(locale, text)), params, (v) => (typeof v === 'object' && v !== null && 'html' in v ? (v as Html).html : escapeHtml(String(v)))),
     strong: tag('strong'),
