@@ -1,7 +1,9 @@
 // JWKS and discovery are answered from a per-provider cache
 // (src/provider/metadata-cache.ts): the answers must be exactly what
 // oidc-provider gives (a CORS request still goes through it, so the two can be
-// compared), per origin for discovery, and fresh after a key rotation.
+// compared), per origin for discovery, and fresh after a key rotation. For
+// verifiers they carry Cache-Control (max-age below the key pre-publication
+// time) and an ETag, with 304 on If-None-Match.
 import { expect } from 'chai';
 import http from 'node:http';
 import { startTestIdp, type TestIdp } from './support/idp.ts';
@@ -65,8 +67,42 @@ describe('JWKS and discovery from the metadata cache', function () {
     expect(await head.text()).to.equal('');
   });
 
+  it('carries Cache-Control and an ETag; If-None-Match gets 304 without a body, from the cache and through oidc-provider', async () => {
+    const first = await get(`${idp.url}/jwks`);
+    const etag = first.headers.etag!;
+    expect(etag).to.match(/^"[\w-]{20,}"$/);
+    // KEY_PREPUBLISH_SECONDS=0 here: nothing may be cached without revalidation
+    expect(first.headers['cache-control']).to.equal('public, no-cache');
+    const again = await get(`${idp.url}/jwks`, { 'if-none-match': etag });
+    expect(again.status).to.equal(304);
+    expect(again.body).to.equal('');
+    expect(again.headers.etag).to.equal(etag);
+    expect((await get(`${idp.url}/jwks`, { 'if-none-match': '"other"' })).status).to.equal(200);
+    const cors = await get(`${idp.url}/jwks`, { origin: 'https://rp.example', 'if-none-match': etag });
+    expect(cors.status).to.equal(304);
+    const head = await fetch(`${idp.url}/jwks`, { method: 'HEAD' });
+    expect(head.headers.get('etag')).to.equal(etag);
+    const disco = await get(`${idp.url}/.well-known/openid-configuration`);
+    expect(disco.headers.etag).to.be.a('string').and.not.equal(etag);
+    expect((await get(`${idp.url}/.well-known/openid-configuration`, { 'if-none-match': `W/${disco.headers.etag}` })).status).to.equal(304);
+  });
+
+  it('max-age stays below the key pre-publication time', async () => {
+    const other = await startTestIdp({ LOG_LEVEL: 'warn', KEY_PREPUBLISH_SECONDS: '600', KEYS_REFRESH_SECONDS: '60' });
+    try {
+      const r = await get(`${other.url}/jwks`);
+      expect(r.headers['cache-control']).to.equal(`public, max-age=${other.config.keys.jwksMaxAgeSeconds}`);
+      expect(other.config.keys.jwksMaxAgeSeconds).to.be.greaterThan(0).and.below(600 - 60);
+      expect((await get(`${other.url}/.well-known/openid-configuration`)).headers['cache-control']).to.equal(r.headers['cache-control']);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('after a key rotation the cached JWKS is replaced: the new key is published', async () => {
-    const before = JSON.parse((await get(`${idp.url}/jwks`)).body) as { keys: Array<{ kid: string }> };
+    const beforeRes = await get(`${idp.url}/jwks`);
+    const etagBefore = beforeRes.headers.etag!;
+    const before = JSON.parse(beforeRes.body) as { keys: Array<{ kid: string }> };
     const created = await idp.cli('keys', 'rotate', '--alg', 'ES256') as Array<{ kid: string }>;
     const newKid = created[0].kid;
     expect(before.keys.map((k) => k.kid)).to.not.include(newKid);
@@ -78,5 +114,7 @@ describe('JWKS and discovery from the metadata cache', function () {
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(kids).to.include(newKid);
+    // and its ETag changed with it
+    expect((await get(`${idp.url}/jwks`, { 'if-none-match': etagBefore })).status).to.equal(200);
   });
 });

@@ -54,6 +54,8 @@ export interface Config {
     refreshSeconds: number;
     /** extra time a retired key stays published after its last token expired */
     removeGraceSeconds: number;
+    /** JWKS_MAX_AGE_SECONDS: Cache-Control max-age of /jwks and discovery; a new key reaches every verifier before it signs */
+    jwksMaxAgeSeconds: number;
   };
   events: { sink: 'file' | 'sqs' | 'none'; sqsQueueUrl: string | undefined; sqsEndpoint: string | undefined };
   messages: { sender: 'outbox' | 'sqs'; queueUrl: string | undefined };
@@ -72,6 +74,10 @@ export interface Config {
   accounts: AccountsConfig;
   /** two-step verification (docs/mfa.md) */
   mfa: MfaConfig;
+  /** SESSION_COOKIE_DOMAIN: the Domain of the session cookie, so sites under it (forward-auth) receive it; unset: host-only */
+  sessionCookieDomain: string | undefined;
+  /** forward-auth for gateways (src/edge, README "Protecting sites and APIs at the edge") */
+  edge: EdgeConfig;
   /** lockout and throttling of password, MFA and code attempts (docs/lockout.md) */
   lockout: LockoutConfig;
   /** what a new password must satisfy (docs/lockout.md, "Password policy") */
@@ -117,6 +123,20 @@ export interface AccountsConfig {
   /** ACCOUNT_KEY_CACHE_SIZE / ACCOUNT_KEY_CACHE_SECONDS: opened data keys kept in memory */
   dataKeyCacheSize: number;
   dataKeyCacheSeconds: number;
+}
+
+export type EdgeJwtAlg = 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
+
+export interface EdgeConfig {
+  /** EDGE_SITES_FILE: JSON of the protected sites and their routes (src/edge/sites.ts); unset: no /forward-auth */
+  sitesFile: string | undefined;
+  /** EDGE_JWT_TTL: lifetime of the internal JWT handed to upstreams */
+  jwtTtlSeconds: number;
+  /** EDGE_JWT_ALG: the algorithm (hence the keyring key) the internal JWT is signed with */
+  jwtAlg: EdgeJwtAlg;
+  /** EDGE_CACHE_SECONDS / EDGE_CACHE_SIZE: decisions on a valid token or session are reused this long, for at most this many credentials */
+  cacheSeconds: number;
+  cacheSize: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -189,6 +209,16 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`KMS_KEY_ID must be set when KEYS_MODE is ${keysMode}`);
   }
 
+  const prepublishSeconds = int(env, 'KEY_PREPUBLISH_SECONDS', 86400, 0, 365 * 86400);
+  const refreshSeconds = int(env, 'KEYS_REFRESH_SECONDS', 60, 1, 86400);
+  // a `next` key reaches every instance within refreshSeconds, then every verifier within max-age: both before it signs
+  const maxAgeRoom = Math.max(0, prepublishSeconds - refreshSeconds - 1);
+  const jwksMaxAgeSeconds = int(env, 'JWKS_MAX_AGE_SECONDS', Math.min(3600, Math.floor(maxAgeRoom / 2)), 0, 86400);
+  if (jwksMaxAgeSeconds > maxAgeRoom) {
+    throw new ConfigError(`JWKS_MAX_AGE_SECONDS (${jwksMaxAgeSeconds}) must be below KEY_PREPUBLISH_SECONDS (${prepublishSeconds}) minus KEYS_REFRESH_SECONDS (${refreshSeconds}): verifiers must see a new key before it signs`);
+  }
+  const sessionCookieDomain = cookieDomain(env, issuer);
+
   if (env.EVENTS_SINK === 'sqs' && !env.SQS_QUEUE_URL) throw new ConfigError('SQS_QUEUE_URL must be set when EVENTS_SINK is sqs');
   if (env.MESSAGE_SENDER === 'sqs' && !env.MESSAGES_QUEUE_URL) throw new ConfigError('MESSAGES_QUEUE_URL must be set when MESSAGE_SENDER is sqs');
 
@@ -215,10 +245,11 @@ export function loadConfig(env: Env = process.env): Config {
       mode: keysMode, kmsKeyId, kmsEndpoint: url(env, 'KMS_ENDPOINT', undefined),
       kmsStartup: oneOf(env, 'KMS_STARTUP', 'fail', ['fail', 'wait'] as const),
       kmsTimeoutMs: int(env, 'KMS_TIMEOUT_MS', 2000, 50, 60_000),
-      prepublishSeconds: int(env, 'KEY_PREPUBLISH_SECONDS', 86400, 0, 365 * 86400),
+      prepublishSeconds,
       maxAgeSeconds: int(env, 'KEY_MAX_AGE_SECONDS', 90 * 86400, 0, 10 * 365 * 86400),
-      refreshSeconds: int(env, 'KEYS_REFRESH_SECONDS', 60, 1, 86400),
+      refreshSeconds,
       removeGraceSeconds: int(env, 'KEY_REMOVE_GRACE_SECONDS', 300, 0, 30 * 86400),
+      jwksMaxAgeSeconds,
     },
     events: {
       sink: oneOf(env, 'EVENTS_SINK', 'file', ['file', 'sqs', 'none'] as const),
@@ -242,6 +273,14 @@ export function loadConfig(env: Env = process.env): Config {
     workers: workers(env),
     accounts: accountsConfig(env),
     mfa: mfaConfig(env, issuer),
+    sessionCookieDomain,
+    edge: {
+      sitesFile: env.EDGE_SITES_FILE ? path.resolve(env.EDGE_SITES_FILE) : undefined,
+      jwtTtlSeconds: int(env, 'EDGE_JWT_TTL', 60, 5, 3600),
+      jwtAlg: oneOf<EdgeJwtAlg>(env, 'EDGE_JWT_ALG', 'ES256', ['RS256', 'PS256', 'ES256', 'EdDSA']),
+      cacheSeconds: int(env, 'EDGE_CACHE_SECONDS', 30, 0, 3600),
+      cacheSize: int(env, 'EDGE_CACHE_SIZE', 10_000, 1, 1_000_000),
+    },
     lockout: lockoutConfig(env),
     passwordPolicy: passwordPolicyConfig(env),
     ui: uiConfig(env),
@@ -268,6 +307,21 @@ function uiConfig(env: Env): UiConfig {
     docsUrl: url(env, 'DOCS_URL', undefined),
     defaultLocale: oneOf(env, 'DEFAULT_LOCALE', 'en', ['en', 'fr', 'ar'] as const),
   };
+}
+
+/** SESSION_COOKIE_DOMAIN: a domain name the issuer's host is in (a browser refuses any other) */
+function cookieDomain(env: Env, issuer: string): string | undefined {
+  const raw = env.SESSION_COOKIE_DOMAIN;
+  if (raw === undefined || raw === '') return undefined;
+  const d = raw.replace(/^\./, '').toLowerCase();
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(d)) {
+    throw new ConfigError(`SESSION_COOKIE_DOMAIN must be a domain name like example.com, got "${raw}"`);
+  }
+  const host = new URL(issuer).hostname;
+  if (host !== d && !host.endsWith(`.${d}`)) {
+    throw new ConfigError(`SESSION_COOKIE_DOMAIN must be the issuer's host (${host}) or a parent domain of it, got "${raw}"`);
+  }
+  return d;
 }
 
 function accountsConfig(env: Env): AccountsConfig {

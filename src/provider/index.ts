@@ -24,11 +24,12 @@ export class ProviderHost {
   /** seals and opens the hints in token values (token-kinds.ts) */
   hintKey!: Buffer;
   /** JWKS and discovery answers of the current provider (metadata-cache.ts) */
-  private readonly metadata = new MetadataCache(['/jwks', '/.well-known/openid-configuration']);
+  private readonly metadata: MetadataCache;
 
   constructor(deps: ConfigurationDeps, log: Logger) {
     this.deps = deps;
     this.log = log;
+    this.metadata = new MetadataCache(['/jwks', '/.well-known/openid-configuration'], { maxAgeSeconds: deps.config.keys.jwksMaxAgeSeconds });
     this.rebuild();
   }
 

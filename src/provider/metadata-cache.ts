@@ -9,24 +9,37 @@
 // requests and preflights, and any answer but a 200, go to oidc-provider as
 // before. The cache holds at most MAX_ORIGINS origins (the Host header is the
 // client's to choose), dropping the oldest.
-import type { Middleware } from 'koa';
+//
+// For verifiers (docs/jwks.md), every 200 of these paths, from the cache or
+// not, carries `Cache-Control: public, max-age=N` (JWKS_MAX_AGE_SECONDS,
+// below the key pre-publication time, so a cached copy always holds the key
+// that signs next) and a strong `ETag` (a hash of the body); a GET or HEAD
+// whose If-None-Match names it gets 304 without a body.
+import crypto from 'node:crypto';
+import type { Context, Middleware } from 'koa';
 import { TtlCache } from './client-cache.ts';
 
 const MAX_ORIGINS = 16;
 /** the headers oidc-provider sets on these answers that a replay must carry */
-const KEPT_HEADERS = ['content-type', 'vary', 'access-control-allow-origin', 'access-control-expose-headers', 'cache-control'];
+const KEPT_HEADERS = ['content-type', 'vary', 'access-control-allow-origin', 'access-control-expose-headers'];
 
 interface Entry {
   body: string;
+  etag: string;
   headers: Array<[string, string]>;
 }
 
+const etagOf = (body: string) => `"${crypto.createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+
 export class MetadataCache {
   readonly #paths: Set<string>;
+  readonly #cacheControl: string;
   #entries: TtlCache<Entry>;
 
-  constructor(paths: string[]) {
+  constructor(paths: string[], opts: { maxAgeSeconds?: number } = {}) {
     this.#paths = new Set(paths);
+    const maxAge = opts.maxAgeSeconds ?? 0;
+    this.#cacheControl = maxAge > 0 ? `public, max-age=${maxAge}` : 'public, no-cache';
     this.#entries = this.#fresh();
   }
 
@@ -39,14 +52,34 @@ export class MetadataCache {
     this.#entries = this.#fresh();
   }
 
-  /** whether this request may be answered from (or fill) the cache */
-  handles(ctx: { method: string; path: string; get(name: string): string }): boolean {
-    return ctx.method === 'GET' && this.#paths.has(ctx.path) && !ctx.get('origin');
+  /** whether this request is for one of the paths (GET or HEAD): answered here, from the cache or through `inner` */
+  handles(ctx: { method: string; path: string }): boolean {
+    return (ctx.method === 'GET' || ctx.method === 'HEAD') && this.#paths.has(ctx.path);
+  }
+
+  /** the caching headers; 304 when the client has this body already */
+  #validate(ctx: Context, etag: string): void {
+    ctx.set('Cache-Control', this.#cacheControl);
+    ctx.etag = etag;
+    if (ctx.fresh) {
+      ctx.status = 304;
+      ctx.body = null;
+    }
   }
 
   /** answers from the cache, or runs `inner` and keeps a 200 */
   middleware(inner: Middleware): Middleware {
     return async (ctx, next) => {
+      if (ctx.method !== 'GET' || ctx.get('origin')) {
+        // HEAD and CORS requests: oidc-provider answers, with our caching headers on a 200
+        await inner(ctx, next);
+        if (ctx.status === 200 && ctx.body && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body)) {
+          const body = JSON.stringify(ctx.body);
+          ctx.body = body;
+          this.#validate(ctx, etagOf(body));
+        }
+        return;
+      }
       // (Koa 3's ctx.origin is the Origin header, not the request's own origin)
       const key = `${ctx.protocol}://${ctx.host}${ctx.path}`;
       const hit = this.#entries.get(key)?.value;
@@ -54,6 +87,7 @@ export class MetadataCache {
         ctx.status = 200;
         for (const [name, value] of hit.headers) ctx.set(name, value);
         ctx.body = hit.body;
+        this.#validate(ctx, hit.etag);
         return;
       }
       const entries = this.#entries;
@@ -66,9 +100,11 @@ export class MetadataCache {
         if (v) headers.push([name, String(v)]);
       }
       ctx.body = body;
+      const etag = etagOf(body);
+      this.#validate(ctx, etag);
       // a rebuild while this request ran replaced the map: keep nothing from the old provider
       if (entries !== this.#entries) return;
-      entries.set(key, { body, headers });
+      entries.set(key, { body, etag, headers });
     };
   }
 }
