@@ -37,6 +37,7 @@ import { createFederation, type Federation } from './federation/index.ts';
 import { createConsent, type Consent } from './consent/index.ts';
 import { rolesFromClaims } from './consent/roles.ts';
 import type { AccountPageSection } from './interactions/account-page.ts';
+import { createEdge } from './edge/index.ts';
 
 export interface RunningServer {
   url: string;
@@ -104,7 +105,9 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     // outermost: refresh and code exchange prefetch and write together (token-pipeline.ts)
     const adapter = withTokenPipeline(withTokenKindLookup(withClientCache(withSealedClientSecrets(createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc }), () => keyring,
       (clientId, err) => log.error({ event: 'client.secret.integrity', clientId, err: { name: err.name, message: err.message } }, 'sealed client secret refused')), clientCache)));
-    const host = new ProviderHost({ config, adapter, accounts, keyring, registry, views, mfa: mfa.hooks, consent: consent.providerHooks }, log);
+    // forward-auth for gateways (src/edge), when EDGE_SITES_FILE is set: its sign-in client goes into the provider
+    const edge = createEdge({ config, keyring, accounts, views, provider: () => host.provider });
+    const host = new ProviderHost({ config, adapter, accounts, keyring, registry, views, mfa: mfa.hooks, consent: consent.providerHooks, clients: edge?.clients }, log);
 
     const password = passwordStrategy(accounts, hasher, {
       legacySecrets: loadLegacySecrets(config), sunset: config.accounts.legacySunset, argon2: config.argon2, log, events,
@@ -135,7 +138,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
       ready: async () => {
         await storage.raw.send(new DescribeTableCommand({ TableName: storage.tables.oidc }), { abortSignal: AbortSignal.timeout(2000) });
       },
-      routers: [interactionRouter({ flow, views, accounts, secureCookies: config.secureCookies, consent: consent.screen }), lockout.router, ...mfa.routers, ...federation.routers, ...consent.routers],
+      routers: [interactionRouter({ flow, views, accounts, secureCookies: config.secureCookies, consent: consent.screen }), lockout.router, ...mfa.routers, ...federation.routers, ...consent.routers, ...(edge?.routers ?? [])],
       formActionSources: federation.formActionSources,
       hsts: config.issuer.startsWith('https:'),
       site: pages,

@@ -42,6 +42,8 @@ export interface ConfigurationDeps {
   mfa?: MfaProviderHooks;
   /** consent (src/consent/grants.ts): remembered and admin consent, optional scopes, the roles claims */
   consent?: ConsentProviderHooks;
+  /** more built-in clients of our own pages (src/edge: the forward-auth sign-in) */
+  clients?: ClientMetadata[];
 }
 
 /**
@@ -97,6 +99,9 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
   const findResource = resourceCache(registry);
   const resourcesByAudience = audienceIndex(registry);
   const cookie = { httpOnly: true, secure: config.secureCookies, sameSite: 'lax' as const, signed: true };
+  // the session cookie goes to every host under SESSION_COOKIE_DOMAIN (sites behind forward-auth read it)
+  const long = config.sessionCookieDomain ? { ...cookie, domain: config.sessionCookieDomain } : cookie;
+  const clients = [...(deps.mfa ? [accountClientMetadata(config.issuer)] : []), ...(deps.clients ?? [])];
 
   return {
     adapter: deps.adapter,
@@ -104,7 +109,7 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
     jwks: { keys: keyring.signingJwks() as never },
     cookies: {
       keys: keyring.cookieKeys(),
-      long: cookie,
+      long,
       short: cookie,
       names: { session: 'idp.session', interaction: 'idp.interaction', resume: 'idp.resume' },
     },
@@ -117,7 +122,7 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
     claims: { ...CLAIMS, openid: [...CLAIMS.openid, 'acr', 'amr', ...ROLE_CLAIMS] },
     // urn:idp:acr:pwd and urn:idp:acr:mfa (docs/mfa.md)
     acrValues: acrValues(),
-    ...(deps.mfa ? { clients: [accountClientMetadata(config.issuer)] } : {}),
+    ...(clients.length ? { clients } : {}),
     conformIdTokenClaims: true,
     responseTypes: ['code'],
     // idp_hint names a connection (src/federation): the login page goes straight to that upstream IdP
