@@ -139,7 +139,8 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
         await storage.raw.send(new DescribeTableCommand({ TableName: storage.tables.oidc }), { abortSignal: AbortSignal.timeout(2000) });
       },
       routers: [interactionRouter({ flow, views, accounts, secureCookies: config.secureCookies, consent: consent.screen }), lockout.router, ...mfa.routers, ...federation.routers, ...consent.routers, ...(edge?.routers ?? [])],
-      formActionSources: federation.formActionSources,
+      // plain-http (loopback) upstream IdPs and edge sites that sign-ins redirect to
+      formActionSources: () => [...federation.formActionSources(), ...(edge?.formActions ?? [])],
       hsts: config.issuer.startsWith('https:'),
       site: pages,
       // upstream logout follows ours (federation/logout.ts)

@@ -57,6 +57,8 @@ export interface Edge {
   /** the built-in client of the sign-in (oidc-provider `clients`) */
   clients: ClientMetadata[];
   routers: Router[];
+  /** plain-http sites with sessions: the login form's CSP must let its redirects end there */
+  formActions: string[];
 }
 
 /** what the gateway says about the original request */
@@ -234,5 +236,6 @@ export function createEdge(deps: EdgeDeps): Edge | undefined {
       grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: [callbackUrl], first_party: true,
     }],
     routers: [router],
+    formActions: sites.list.filter((s) => s.session).flatMap((s) => s.hosts.map((h) => `http://${h}${h.includes(':') ? '' : ':*'}`)),
   };
 }
