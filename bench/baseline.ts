@@ -3,7 +3,9 @@
 // resource servers, features and TTLs as our IdP, plus the smallest login and
 // consent pages that drive its interactions (an argon2id check with the same
 // parameters, no templates, no CSRF, no logging, no DynamoDB). What our IdP
-// costs above this is what we add.
+// costs above this is what we add. For forward-auth, the bare version of what
+// src/edge does: verify the bearer JWT (or load the session from the cookie),
+// sign an ES256 internal JWT, answer with it; no routes, no decision cache.
 //
 //   node bench/baseline.ts <spec.json>   (spec: see BaselineSpec in bench/lib/spec.ts)
 // Prints "ready <url>" on stdout once listening.
@@ -13,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import argon2 from 'argon2';
 import bcrypt from 'bcrypt';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { SignJWT, createLocalJWKSet, importJWK, jwtVerify, type JWK } from 'jose';
 import type { BaselineSpec } from './lib/spec.ts';
 
 const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8')) as BaselineSpec;
@@ -156,8 +159,44 @@ async function interaction(req: http.IncomingMessage, res: http.ServerResponse, 
   throw new Error(`unexpected ${req.method} ${path} at prompt ${details.prompt.name}`);
 }
 
+// forward-auth, bare: the same keys verify and sign
+const PRIVATE = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi']);
+const publicKeys = createLocalJWKSet({ keys: (spec.jwks as JWK[]).map((k) => Object.fromEntries(Object.entries(k).filter(([n]) => !PRIVATE.has(n))) as JWK) });
+const es256 = (spec.jwks as JWK[]).find((k) => k.alg === 'ES256')!;
+const es256Key = await importJWK(es256, 'ES256');
+
+async function forwardAuth(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const auth = req.headers.authorization;
+  let who: { sub: string; scope: string; client_id?: string } | undefined;
+  if (auth?.startsWith('Bearer ')) {
+    try {
+      const { payload } = await jwtVerify(auth.slice(7), publicKeys, { issuer: spec.issuer, typ: 'at+jwt' });
+      if ([payload.aud].flat().includes(spec.forwardAuth.audience)) who = { sub: payload.sub!, scope: String(payload.scope ?? ''), client_id: payload.client_id as string };
+    } catch { /* 401 */ }
+  } else {
+    const session = await provider.Session.get(provider.createContext(req, res) as never);
+    if (session.accountId) who = { sub: session.accountId, scope: '' };
+  }
+  if (!who) {
+    res.writeHead(401, { 'www-authenticate': 'Bearer' });
+    res.end();
+    return;
+  }
+  const jwt = await new SignJWT({ ...who, roles: [] }).setProtectedHeader({ alg: 'ES256', kid: es256.kid, typ: 'internal+jwt' })
+    .setIssuer(spec.issuer).setAudience(spec.forwardAuth.audience).setIssuedAt().setExpirationTime('60s').sign(es256Key);
+  res.writeHead(200, { authorization: `Bearer ${jwt}`, 'x-user-sub': who.sub, 'cache-control': 'no-store' });
+  res.end();
+}
+
 const server = http.createServer((req, res) => {
   const path = (req.url ?? '/').split('?')[0];
+  if (path === '/forward-auth') {
+    forwardAuth(req, res).catch((err: Error) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(err.message);
+    });
+    return;
+  }
   if (path.startsWith('/interaction/')) {
     interaction(req, res, path).catch((err: Error) => {
       if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/plain' });

@@ -38,6 +38,7 @@ import { freePort } from '../test/support/idp.ts';
 import { startDynamoDBLocal, type TestBackend } from '../test/support/dynamo.ts';
 import { cannon, basic, form, FORM, type AcRequest, type AcResult } from './lib/load.ts';
 import { drive, loginOnce, percentile, PoolEmpty, type LoginTarget, type TokenResponse } from './lib/login.ts';
+import { UserAgent } from '../test/support/user-agent.ts';
 import { machineInfo, peakRssMiB, processTree, reapedChildrenCpuMs, resetPeakRss, treeCpuMs } from './lib/proc.ts';
 import { writeImportFile, type ImportFileInfo } from './lib/import-file.ts';
 import type { BaselineSpec, BenchResourceServer } from './lib/spec.ts';
@@ -92,6 +93,11 @@ const RESOURCES: BenchResourceServer[] = [
   { id: 'https://es256.bench.test', scope: 'api:read', accessTokenFormat: 'jwt', jwtAlg: 'ES256' },
   { id: 'https://rs256.bench.test', scope: 'api:read', accessTokenFormat: 'jwt', jwtAlg: 'RS256' },
 ];
+/** forward-auth: one site whose audience is the ES256 resource server, every path behind a signed-in user or a token */
+const SITE_AUDIENCE = RESOURCES[1].id;
+const SITES = { sites: [{ id: 'bench', audience: SITE_AUDIENCE, hosts: ['127.0.0.1'], publicRoutes: ['/public/**'], routes: [{ path: '/api/**' }] }] };
+/** what the gateway sends with every forward-auth request: the original request */
+const FORWARDED = { 'x-original-method': 'GET', 'x-original-uri': '/api/orders?page=1', 'x-forwarded-host': '127.0.0.1', 'x-forwarded-proto': 'http' };
 const TTL = { accessToken: 3600, idToken: 3600, refreshToken: 14 * 86400, session: 14 * 86400, interaction: 3600, grant: 14 * 86400 };
 
 const t0 = Date.now();
@@ -145,6 +151,9 @@ interface Target {
   /** the KMS test server's pid, reported separately (keys-modes phase only) */
   kmsPid?: number;
   opaqueToken?: string;
+  /** forward-auth scenarios: a JWT access token for the site, and a signed-in session's cookies */
+  siteToken?: string;
+  sessionCookie?: string;
   refreshPool: string[];
   /** imported legacy users not logged in yet */
   legacyPool: string[];
@@ -375,6 +384,33 @@ const introspection: Scenario['run'] = async (t, seconds) => {
   }));
 };
 
+/** GET /forward-auth as nginx's auth_request sends it, with the credential of `credential` */
+const forwardAuth = (credential: (t: Target) => Promise<Record<string, string>>): Scenario['run'] => async (t, seconds) => fromCannon(await cannon({
+  url: `${t.origin}/forward-auth`, connections: CONNECTIONS, duration: seconds, headers: { ...FORWARDED, ...await credential(t) },
+}));
+
+const siteToken = async (t: Target) => {
+  if (!t.siteToken) {
+    const res = await fetch(`${t.origin}/token`, {
+      method: 'POST', headers: { 'content-type': FORM, authorization: basic('svc', SECRET) },
+      body: form({ grant_type: 'client_credentials', scope: 'api:read', resource: SITE_AUDIENCE }),
+    });
+    if (res.status !== 200) throw new Error(`minting a JWT for the site: ${res.status} ${await res.text()}`);
+    t.siteToken = ((await res.json()) as TokenResponse).access_token;
+  }
+  return { authorization: `Bearer ${t.siteToken}` };
+};
+
+/** the cookies of one login on this target (the session cookie among them) */
+const sessionCookie = async (t: Target) => {
+  if (!t.sessionCookie) {
+    const ua = new UserAgent(t.origin);
+    await loginOnce(t.login, ua);
+    t.sessionCookie = [...ua.jar].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+  return { cookie: t.sessionCookie, accept: 'text/html' };
+};
+
 /** enough refresh tokens for every connection, plus those a run abandons in flight, plus spares */
 async function fillRefreshPool(t: Target): Promise<void> {
   const need = REFRESH_CONNECTIONS * 3;
@@ -483,6 +519,9 @@ const ALL_SCENARIOS: Scenario[] = [
     prepare: fillMigratedPool, run: migratedLogin,
   },
   { id: 'refresh', title: 'refresh_token rotation', storage: true, prepare: fillRefreshPool, run: refresh },
+  // forward-auth: decisions and internal JWTs come from the decision cache after the first request (no DynamoDB)
+  { id: 'fa-jwt', title: 'GET /forward-auth, bearer ES256 JWT access token (internal JWT in the answer)', storage: false, run: forwardAuth(siteToken) },
+  { id: 'fa-session', title: 'GET /forward-auth, session cookie (internal JWT in the answer)', storage: false, run: forwardAuth(sessionCookie) },
 ];
 
 /** BENCH_ONLY=id,id: a subset (for quick comparisons; the full run is the reference); ids also `import` and `<scenario>@<KMS mode>` */
@@ -951,7 +990,9 @@ async function main(): Promise<void> {
   // embedded dynalite, served by its own process
   const dataDir = path.join(tmp, 'embedded');
   fs.mkdirSync(dataDir);
-  const embeddedEnv = { DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
+  const sitesFile = path.join(tmp, 'sites.json');
+  fs.writeFileSync(sitesFile, JSON.stringify(SITES));
+  const embeddedEnv = { DATA_DIR: dataDir, LOG_LEVEL: 'silent', EDGE_SITES_FILE: sitesFile };
   const owner = await startDynaliteOwner(dataDir);
   log(`dynalite owner pid ${owner.child.pid} at ${owner.endpoint}`);
   const bcryptHash = await bcrypt.hash(LEGACY_PASSWORD, 10);
@@ -985,7 +1026,7 @@ async function main(): Promise<void> {
   const ours = await startOurs('ours (dynalite)', embeddedEnv, { workers: 1, owner });
   const setup = await readIdpSetup(embeddedEnv);
   const baseline = await startBaseline({
-    jwks: setup.jwks, cookieKeys: setup.cookieKeys, clients: setup.clients, resourceServers: RESOURCES, ttl: TTL,
+    jwks: setup.jwks, cookieKeys: setup.cookieKeys, clients: setup.clients, resourceServers: RESOURCES, ttl: TTL, forwardAuth: { audience: SITE_AUDIENCE },
     account: { sub, email: EMAIL, name: 'Bench User', passwordHash: await hashPassword(PASSWORD, setup.argon2) },
     legacy: { emails: Array.from({ length: LEGACY_USERS }, (_, i) => legacyEmail(i)), bcryptHash, argon2: setup.argon2 },
   });

@@ -24,8 +24,8 @@ export interface TokenResponse {
 
 const b64u = (b: Buffer) => b.toString('base64url');
 
-export async function loginOnce(t: LoginTarget): Promise<TokenResponse> {
-  const ua = new UserAgent(t.origin);
+/** `ua`: the browser to log in (its cookie jar then holds the session), a fresh one by default */
+export async function loginOnce(t: LoginTarget, ua = new UserAgent(t.origin)): Promise<TokenResponse> {
   const verifier = b64u(crypto.randomBytes(32));
   const params = new URLSearchParams({
     client_id: t.clientId, response_type: 'code', redirect_uri: t.redirectUri,

@@ -18,5 +18,7 @@ export interface BaselineSpec {
   account: { sub: string; email: string; name: string; passwordHash: string };
   /** imported legacy users: bcrypt hash (one for all), upgraded to argon2id on first login */
   legacy: { emails: string[]; bcryptHash: string; argon2: { memoryKiB: number; timeCost: number; parallelism: number } };
+  /** GET /forward-auth: a bare version (verify the bearer JWT or load the session, sign an ES256 internal JWT; no cache, no routes) */
+  forwardAuth: { audience: string };
   ttl: { accessToken: number; idToken: number; refreshToken: number; session: number; interaction: number; grant: number };
 }
