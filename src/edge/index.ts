@@ -177,8 +177,7 @@ export function createEdge(deps: EdgeDeps): Edge | undefined {
 
     const p = resolved.principal;
     const { route } = decision;
-    const missingScopes = route.scopes.filter((s) => !p.scopes.has(s));
-    if (missingScopes.length) {
+    if (route.scopes.some((s) => !p.scopes.has(s))) {
       return deny(ctx, 403, 'insufficient_scope', `this route needs the scope ${route.scopes.join(' ')}`,
         { 'WWW-Authenticate': `Bearer ${realm}, error="insufficient_scope", scope="${quoted(route.scopes.join(' '))}"` });
     }
