@@ -202,9 +202,11 @@ describe('keyring modes: login, token verification, rotation, nothing stored in 
         if (mode !== 'kms-sign') expect(secrets.length, 'private members of the in-memory keys').to.be.greaterThan(0);
         for (const c of idp.keyring.cookieKeys()) secrets.push(['cookie key', c]);
         secrets.push(['blind-index key', idp.keyring.blindIndexKey()]);
-        // the accounts' data keys, opened through the keyring
-        const accounts = JSON.parse(tables.accounts) as Array<{ sub?: string; dk?: string }>;
-        const withKeys = accounts.filter((a) => typeof a.dk === 'string' && a.sub);
+        // the accounts' data keys (in a table of their own), opened through the keyring
+        const keyItems0 = JSON.parse(tables.datakeys) as Array<{ sub?: string; dk?: string }>;
+        const withKeys = keyItems0.filter((a) => typeof a.dk === 'string' && a.sub);
+        // and no account record carries one any more
+        expect((JSON.parse(tables.accounts) as Array<{ dk?: unknown }>).filter((a) => a.dk !== undefined), 'records with a data key').to.deep.equal([]);
         expect(withKeys.length, 'accounts with a wrapped data key').to.be.greaterThan(0);
         for (const a of withKeys) secrets.push([`data key of ${a.sub}`, await idp.keyring.openDataKey(a.dk!, `account:${a.sub}`)]);
         // and one made here, stored only in wrapped form

@@ -11,6 +11,7 @@ import { totpStep, deviceLabel } from '../src/mfa/service.ts';
 import { codeHash, newRecoveryCode, normalizeRecoveryCode, openSecret, sealSecret } from '../src/mfa/crypto.ts';
 import { ACR_MFA, ACR_PWD, effectivePolicy, mfaAmr, requestsMfa } from '../src/mfa/types.ts';
 import { loadConfig, ConfigError } from '../src/config/index.ts';
+import { viewLocals } from '../src/http/views.ts';
 
 describe('MFA units', () => {
   describe('TOTP window', () => {
@@ -104,7 +105,8 @@ describe('MFA units', () => {
   describe('views', () => {
     const viewsDir = fileURLToPath(new URL('../views/', import.meta.url));
     const XSS = '<script>alert(1)</script>';
-    const render = (view: string, locals: Record<string, unknown>) => ejs.renderFile(path.join(viewsDir, `${view}.ejs`), locals, { strict: true }) as Promise<string>;
+    // the pages' translation helpers (English), as the views get them in the app
+    const render = (view: string, locals: Record<string, unknown>) => ejs.renderFile(path.join(viewsDir, `${view}.ejs`), { ...viewLocals('en'), ...locals }, { strict: true }) as Promise<string>;
     const qr = 'data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=';
 
     it('mfa: the app form, the alternatives, every value escaped, every code field named otp', async () => {

@@ -181,21 +181,28 @@ describe(`lockout stores under concurrency (${backendKind()})`, function () {
 
     /**
      * One sign-in attempt as the login route makes it: check, then argon2 only
-     * if admitted (a dummy verify for an unknown identifier), then failed or succeeded.
+     * if admitted (a dummy verify for an unknown identifier), then failed or
+     * succeeded. On an account locked by strangers (Decision.secondFactor) the
+     * password is still checked: a wrong one is refused ('locked'), a right one
+     * leads to a second factor ('second-factor'), and the guard hears of the
+     * success only after that.
      */
-    async function attempt(a: Attempt, hash: string | undefined, password: string): Promise<'refused' | 'wrong' | 'right'> {
-      if (!(await s.guard.check(a)).allowed) return 'refused';
+    async function attempt(a: Attempt, hash: string | undefined, password: string): Promise<'refused' | 'wrong' | 'right' | 'locked' | 'second-factor'> {
+      const decision = await s.guard.check(a);
+      if (!decision.allowed) return 'refused';
+      const locked = decision.secondFactor !== undefined;
       if (hash === undefined) {
         await s.hasher.dummyVerify(password);
       } else if (await s.hasher.verify(hash, password)) {
+        if (locked) return 'second-factor';
         await s.guard.succeeded(a);
         return 'right';
       }
       await s.guard.failed(a);
-      return 'wrong';
+      return locked ? 'locked' : 'wrong';
     }
 
-    it('50 parallel wrong passwords from 50 addresses reach argon2 exactly 5 times; the right one after them runs no hash; the known device still gets in', async () => {
+    it('50 parallel wrong passwords from 50 addresses: exactly 5 count towards the lock, the rest are refused after their hash; the right one then needs a second factor; the known device still gets in', async () => {
       const email = `victim-${++seq}@example.com`;
       const account = await s.accounts.create({ email, password: PASSWORD, emailVerified: true });
       const hash = account.passwordHash!;
@@ -206,15 +213,15 @@ describe(`lockout stores under concurrency (${backendKind()})`, function () {
       const ip = ips(seq);
       const results = await parallel(50, (i) => attempt({ kind: 'password', ip: ip(i), login: email }, hash, `wrong guess ${i}`));
       expect(results.filter((r) => r === 'wrong')).to.have.length(5);
-      expect(results.filter((r) => r === 'refused')).to.have.length(45);
-      expect(s.hasher.calls.verify - verifies, 'argon2 verifications').to.equal(5);
+      expect(results.filter((r) => r === 'locked')).to.have.length(45);
+      // after the lock every password is still checked (a right one would lead to a second factor)
+      expect(s.hasher.calls.verify - verifies, 'argon2 verifications').to.equal(50);
       const locked = s.events.filter((e) => e.type === 'account.locked' && e.sub === account.sub);
       expect(locked.map((e) => e.reason)).to.deep.equal(['account_threshold']);
       expect(await s.guard.state(account.sub)).to.include({ locked: true, failures: 5 });
 
-      const h0 = s.hasher.calls.verify;
-      expect(await attempt({ kind: 'password', ip: '192.0.2.201', login: email }, hash, PASSWORD)).to.equal('refused');
-      expect(s.hasher.calls.verify - h0, 'no hash for a locked account').to.equal(0);
+      expect(await attempt({ kind: 'password', ip: '192.0.2.201', login: email }, hash, PASSWORD)).to.equal('second-factor');
+      expect(await s.guard.state(account.sub), 'locked until the second factor').to.include({ locked: true });
       expect(await attempt({ kind: 'password', ip: '192.0.2.202', login: email, deviceId: 'owner-browser' }, hash, PASSWORD)).to.equal('right');
     });
 
@@ -234,8 +241,9 @@ describe(`lockout stores under concurrency (${backendKind()})`, function () {
       const dummies = s.hasher.calls.dummyVerify;
       const results = await parallel(50, (i) => attempt({ kind: 'password', ip: ip(i), login: `nobody-${seq}@example.com` }, undefined, `guess ${i}`));
       expect(results.filter((r) => r === 'wrong')).to.have.length(5);
-      expect(s.hasher.calls.dummyVerify - dummies).to.equal(5);
-      expect(results.filter((r) => r === 'refused')).to.have.length(45);
+      // locked like an account: the rest still cost their (dummy) hash and are refused the same way
+      expect(results.filter((r) => r === 'locked')).to.have.length(45);
+      expect(s.hasher.calls.dummyVerify - dummies).to.equal(50);
     });
 
     it('unlock clears a lock set by parallel failures', async () => {
