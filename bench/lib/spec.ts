@@ -18,5 +18,7 @@ export interface BaselineSpec {
   account: { sub: string; email: string; name: string; passwordHash: string };
   /** imported legacy users: bcrypt hash (one for all), upgraded to argon2id on first login */
   legacy: { emails: string[]; bcryptHash: string; argon2: { memoryKiB: number; timeCost: number; parallelism: number } };
+  /** the second baseline: oidc-provider's state on DynamoDB through the community adapter (absent: its memory adapter) */
+  storage?: { endpoint: string; region: string; table: string };
   ttl: { accessToken: number; idToken: number; refreshToken: number; session: number; interaction: number; grant: number };
 }
