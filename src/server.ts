@@ -23,6 +23,7 @@ import { ClientCache, withClientCache } from './provider/client-cache.ts';
 import { withSealedClientSecrets } from './provider/sealed-clients.ts';
 import { withTokenKindLookup } from './provider/token-kinds.ts';
 import { withTokenPipeline } from './provider/token-pipeline.ts';
+import { interactionPipeline } from './provider/interaction-pipeline.ts';
 import { createApp } from './http/app.ts';
 import { interactionRouter } from './interactions/routes.ts';
 import { LoginFlow } from './interactions/flow.ts';
@@ -92,10 +93,14 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const flow = new LoginFlow(() => host.provider);
     const accountSections: AccountPageSection[] = [];
     const mfa = createMfa({ config, storage, accounts, events, messages, views, flow, accountSections });
-    // outermost: refresh and code exchange prefetch and write together (token-pipeline.ts)
-    const adapter = withTokenPipeline(withTokenKindLookup(withClientCache(withSealedClientSecrets(createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc }), () => keyring,
-      (clientId, err) => log.error({ event: 'client.secret.integrity', clientId, err: { name: err.name, message: err.message } }, 'sealed client secret refused')), clientCache)));
-    const host = new ProviderHost({ config, adapter, accounts, keyring, registry, views, mfa: mfa.hooks }, log);
+    // refresh and code exchange prefetch and write together (token-pipeline.ts); outermost, the
+    // resumes, the interaction page and the consent POST do too (interaction-pipeline.ts)
+    const pipeline = interactionPipeline(withTokenPipeline(withTokenKindLookup(withClientCache(withSealedClientSecrets(createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc }), () => keyring,
+      (clientId, err) => log.error({ event: 'client.secret.integrity', clientId, err: { name: err.name, message: err.message } }, 'sealed client secret refused')), clientCache))),
+    { loadAccount: (sub) => accounts.findBySub(sub) });
+    // findAccount and the consent page take the account such a request read early
+    const scopedAccounts = pipeline.accounts(accounts);
+    const host = new ProviderHost({ config, adapter: pipeline.Adapter, accounts: scopedAccounts, keyring, registry, views, mfa: mfa.hooks }, log);
 
     const password = passwordStrategy(accounts, hasher, {
       legacySecrets: loadLegacySecrets(config), sunset: config.accounts.legacySunset, argon2: config.argon2, log, events,
@@ -117,7 +122,8 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
       ready: async () => {
         await storage.raw.send(new DescribeTableCommand({ TableName: storage.tables.oidc }), { abortSignal: AbortSignal.timeout(2000) });
       },
-      routers: [interactionRouter({ flow, views, accounts, secureCookies: config.secureCookies }), lockout.router, ...mfa.routers, ...federation.routers],
+      around: pipeline.middleware,
+      routers: [interactionRouter({ flow, views, accounts: scopedAccounts, secureCookies: config.secureCookies }), lockout.router, ...mfa.routers, ...federation.routers],
       // upstream logout follows ours (federation/logout.ts)
       provider: (ctx, next) => federation.middleware(ctx, () => providerMw(ctx, next)),
     });

@@ -19,6 +19,8 @@ export interface AppDeps {
   ready: () => Promise<void>;
   routers: Router[];
   provider: Koa.Middleware;
+  /** around the routers and the provider, inside the error handling (the interaction pipeline: src/provider/interaction-pipeline.ts) */
+  around?: Koa.Middleware;
 }
 
 const CSP = [
@@ -62,6 +64,7 @@ export function createApp(deps: AppDeps): Koa {
   });
 
   app.use(errorMiddleware(deps.views, deps.log));
+  if (deps.around) app.use(deps.around);
 
   // health, readiness and the stylesheet: three exact paths, checked before any router
   const css = path.join(VIEWS_DIR, 'assets', 'idp.css');
