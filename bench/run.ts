@@ -6,6 +6,8 @@
 //   npm run bench -- --no-cluster    skip the 2-worker phase
 //   npm run bench -- --no-kms        skip the keys-modes phase (kms-envelope, kms-sign)
 //   npm run bench -- --no-latency    skip the phase with DynamoDB latency (BENCH_LATENCY_MS each way, default 3)
+//   npm run bench -- --import-scale  also `idp users import` of BENCH_IMPORT_SCALE_ROWS (300 000) lines, RSS at
+//                                    100k and 300k (long: ~15-25 min on dynalite; bench/import-scale.ts)
 //   npm run bench -- --profile       instead: --cpu-prof on our IdP under the
 //                                    client_credentials and introspection
 //                                    scenarios; writes bench/results/profile-*.txt
@@ -43,6 +45,7 @@ import { cannon, basic, form, FORM, type AcRequest, type AcResult } from './lib/
 import { drive, loginOnce, percentile, PoolEmpty, type LoginTarget, type TokenResponse } from './lib/login.ts';
 import { machineInfo, peakRssMiB, processTree, reapedChildrenCpuMs, resetPeakRss, treeCpuMs } from './lib/proc.ts';
 import { writeImportFile, type ImportFileInfo } from './lib/import-file.ts';
+import { importAtScaleOnFreshStorage, type ImportScaleResult } from './import-scale.ts';
 import type { BaselineSpec, BenchResourceServer } from './lib/spec.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -90,6 +93,8 @@ const MIGRATED_POOL = 8;
 const IMPORT_ROWS = Number(process.env.BENCH_IMPORT_ROWS ?? 2000);
 const IMPORT_DUP_EVERY = 10;
 const IMPORT_BCRYPT_EVERY = 5;
+/** import at scale (opt-in: --import-scale or BENCH_ONLY=import-scale): lines of the file, RSS noted at 100k and 300k */
+const IMPORT_SCALE_ROWS = Number(process.env.BENCH_IMPORT_SCALE_ROWS ?? 300_000);
 /** the KMS modes of the keys-modes phase, and its scenarios (local mode is phase 1) */
 const KMS_MODES = ['kms-envelope', 'kms-sign'] as const;
 type KmsMode = (typeof KMS_MODES)[number];
@@ -759,7 +764,7 @@ function summariseProfile(file: string, lastMs: number, top = 30): string {
 
 // ─── import: `idp users import` as an operator runs it ──────────────────────
 
-interface ImportDetails extends Omit<ImportFileInfo, 'file'> {
+interface ImportDetails extends Omit<ImportFileInfo, 'file' | 'offsets'> {
   /** the import summary the command printed (--json), without the per-line errors */
   summary: { read: number; created: number; merged: number; updated: number; unchanged: number; rejected: number };
   /** `--concurrency` (the command's default) */
@@ -822,7 +827,7 @@ async function measureImport(owner: DynaliteOwner, env: Record<string, string>):
   const summary = { read: full.read, created: full.created, merged: full.merged, updated: full.updated, unchanged: full.unchanged, rejected: full.rejected };
   const n = Math.max(1, info.rows);
   const ok = summary.created + summary.merged + summary.updated + summary.unchanged;
-  const { file: _file, ...file } = info;
+  const { file: _file, offsets: _offsets, ...file } = info;
   const details: ImportDetails = {
     ...file, summary, concurrency: 8,
     wallMs: round(r.wallMs, 0), startupMs: round(startup.wallMs, 0),
@@ -1199,6 +1204,15 @@ async function main(): Promise<void> {
   }
   await baseline.stop();
 
+  // import at scale: a long run on a storage of its own, only when asked for
+  let importScale: ImportScaleResult | undefined;
+  if (argv.has('--import-scale') || ONLY?.has('import-scale')) {
+    log(`import at scale: idp users import of ${IMPORT_SCALE_ROWS} generated lines on a fresh embedded storage`);
+    const at = IMPORT_SCALE_ROWS >= 300_000 ? [100_000, 300_000] : [Math.round(IMPORT_SCALE_ROWS / 3), IMPORT_SCALE_ROWS];
+    importScale = await importAtScaleOnFreshStorage({ rows: IMPORT_SCALE_ROWS, at, log });
+    notes.push(`import at scale: one \`idp users import\` process over ${IMPORT_SCALE_ROWS} generated lines on a fresh embedded storage (bench/import-scale.ts); RSS read from /proc as its read position passes each checkpoint line`);
+  }
+
   notes.push(`legacy-login: ${LEGACY_USERS} users imported with \`idp users import\` (one bcrypt cost-10 hash); each login is a user's first; the baseline does the same bcrypt check and argon2id hash in memory`);
   notes.push('the login scenario counts one full login (7 HTTP requests: authorize, login page, login POST, resume, consent POST, resume, token) as one "request"');
   notes.push('the embedded dynalite runs in its own process (as under a cluster primary); its CPU time is storageCpuMsPerReq, not part of cpuMsPerReq');
@@ -1214,6 +1228,7 @@ async function main(): Promise<void> {
       ...rows,
     ],
     latency,
+    ...(importScale ? { importScale } : {}),
     cluster,
     roundTrips,
     notes,
@@ -1222,7 +1237,7 @@ async function main(): Promise<void> {
   // a subset run does not replace the full run's results
   const out = process.env.BENCH_ONLY ? 'subset.json.tmp' : 'latest.json';
   fs.writeFileSync(path.join(resultsDir, out), `${JSON.stringify(result, null, 2)}\n`);
-  process.stdout.write(`${report(result.header, rows, cluster, roundTrips, notes, durationS, latency, roundTripsPerLogin).replace('bench/results/latest.json', `bench/results/${out}`)}\n`);
+  process.stdout.write(`${report(result.header, rows, cluster, roundTrips, notes, durationS, latency, roundTripsPerLogin, importScale).replace('bench/results/latest.json', `bench/results/${out}`)}\n`);
 }
 
 function row(s: Scenario, m: Measured, b: Measured, storage: Row['storage'], workers: number, keysMode: Row['keysMode'] = 'local', d?: Measured): Row {
@@ -1250,7 +1265,7 @@ interface LatencyRow {
   dynamoRatio: number;
 }
 
-function report(header: ReturnType<typeof machineInfo> & { durationS?: number }, rows: Row[], cluster: Array<Record<string, number | string>>, rts: RoundTrips[], notes: string[], durationS: number, latency: LatencyRow[], perLogin: number): string {
+function report(header: ReturnType<typeof machineInfo> & { durationS?: number }, rows: Row[], cluster: Array<Record<string, number | string>>, rts: RoundTrips[], notes: string[], durationS: number, latency: LatencyRow[], perLogin: number, importScale?: ImportScaleResult): string {
   const cols = ['scenario', 'storage', 'w', 'ours rps', 'base rps', 'ratio', 'cpu ms/req ours', 'base', 'p50 ours', 'p99 ours', 'p50 base', 'p99 base', 'RSS MiB', 'ddb/req', 'errors', 'peer rps', 'peer ratio', 'peer cpu', 'peer cpu ratio', 'peer p50'];
   const v = (x: number | null | undefined) => (x === null || x === undefined ? '-' : String(x));
   const data = rows.map((r) => [
@@ -1292,6 +1307,10 @@ function report(header: ReturnType<typeof machineInfo> & { durationS?: number },
     out.push('', `import (idp users import, a separate process, --concurrency ${i.concurrency}): ${i.rows} rows in ${i.wallMs} ms = ${imp.rps} rows/s (${i.rowsPerSecondAfterStartup} after the ${i.startupMs} ms start-up); ` +
       `cpu ${imp.cpuMsPerReq} ms/row, peak RSS ${imp.peakRssMiB} MiB, DynamoDB ${imp.ddbPerReq}/row; created ${i.summary.created}, merged ${i.summary.merged}, rejected ${i.summary.rejected}; ` +
       `passwords ${Object.entries(i.schemes).map(([k, n]) => `${k} ×${n}`).join(', ')}`);
+  }
+  if (importScale) {
+    out.push('', `import at scale: ${importScale.rows} lines in ${importScale.wallS} s = ${importScale.rowsPerSecond} rows/s, peak RSS ${importScale.peakRssMiB} MiB; ${JSON.stringify(importScale.summary)}`);
+    for (const c of importScale.checkpoints) out.push(`  at line ${c.line}: RSS ${c.rssMiB} MiB (peak so far ${c.peakRssMiB}), ${c.atS} s`);
   }
   out.push('', `DynamoDB round trips of a whole login (authorize to tokens): ${perLogin}`);
   out.push('', 'DynamoDB requests and round trips per HTTP request (in-process count, warm caches):');
