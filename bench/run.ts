@@ -308,12 +308,12 @@ function target(label: string, origin: string, child: ChildProcess): Target {
  * bare oidc-provider (bench/baseline.ts): with `spec.storage`, the peer on the
  * community DynamoDB adapter; `owner` then counts its DynamoDB requests
  */
-async function startBaseline(spec: Omit<BaselineSpec, 'issuer' | 'port'>, label = 'baseline', owner?: DynaliteOwner): Promise<Target> {
+async function startBaseline(spec: Omit<BaselineSpec, 'issuer' | 'port'>, label = 'baseline', owner?: DynaliteOwner, nodeArgs: string[] = []): Promise<Target> {
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
   const specFile = path.join(tmp, `${label.replace(/\W+/g, '_')}.json`);
   fs.writeFileSync(specFile, JSON.stringify({ ...spec, issuer: origin, port }), { mode: 0o600 });
-  const child = spawn(process.execPath, [path.join(root, 'bench', 'baseline.ts'), specFile], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeArgs, path.join(root, 'bench', 'baseline.ts'), specFile], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(child);
   await new Promise<void>((resolve, reject) => {
     let buf = '';
@@ -1006,25 +1006,40 @@ async function main(): Promise<void> {
   const bcryptHash = await bcrypt.hash(LEGACY_PASSWORD, 10);
   const { sub } = await setupThroughCli(embeddedEnv, bcryptHash);
 
+  const setup = await readIdpSetup(embeddedEnv);
+  const baselineSpec = {
+    jwks: setup.jwks, cookieKeys: setup.cookieKeys, clients: setup.clients, resourceServers: RESOURCES, ttl: TTL,
+    account: { sub, email: EMAIL, name: 'Bench User', passwordHash: await hashPassword(PASSWORD, setup.argon2) },
+    legacy: { emails: Array.from({ length: LEGACY_USERS }, (_, i) => legacyEmail(i)), bcryptHash, argon2: setup.argon2 },
+  };
+
   if (PROFILE) {
-    // one IdP process per profiled scenario, so each profile holds one workload
+    // one process per profiled scenario and target, so each profile holds one workload;
+    // BENCH_PROFILE_TARGETS=ours,baseline,peer profiles the baselines too (default: ours)
     fs.mkdirSync(resultsDir, { recursive: true });
     const written: string[] = [];
+    const targets = (process.env.BENCH_PROFILE_TARGETS ?? 'ours').split(',');
     for (const s of ALL_SCENARIOS.filter((x) => (process.env.BENCH_PROFILE ?? 'jwks,cc-opaque,cc-jwt-es256,cc-jwt-rs256,introspection').split(',').includes(x.id))) {
-      const profDir = path.join(tmp, `profile-${s.id}`);
-      const ours = await startOurs(`ours-profile-${s.id}`, embeddedEnv, { workers: 1, owner, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] });
-      const loadStart = Date.now();
-      const m = await measure(ours, s);
-      await ours.stop();
-      const lastMs = Date.now() - loadStart;
-      const file = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f))[0];
-      if (!file) throw new Error('no .cpuprofile written');
-      const summary = `scenario ${s.id} (${s.title}): ${m.rps} req/s, ${m.cpuMsPerReq} ms CPU/req under --cpu-prof\n${summariseProfile(file, lastMs)}`;
-      const out = path.join(resultsDir, `profile-${s.id}.txt`);
-      fs.writeFileSync(out, `${summary}\n`);
-      fs.copyFileSync(file, path.join(resultsDir, `profile-${s.id}.cpuprofile.tmp`));
-      written.push(path.relative(root, out));
-      process.stdout.write(`${summary}\n\n`);
+      for (const which of targets) {
+        const profDir = path.join(tmp, `profile-${s.id}-${which}`);
+        const nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+        const t = which === 'ours' ? await startOurs(`ours-profile-${s.id}`, embeddedEnv, { workers: 1, owner, nodeArgs })
+          : which === 'baseline' ? await startBaseline(baselineSpec, `baseline-profile-${s.id}`, undefined, nodeArgs)
+          : await startBaseline({ ...baselineSpec, storage: { endpoint: owner.endpoint, region: 'us-east-1', table: PEER_TABLE } }, `peer-profile-${s.id}`, owner, nodeArgs);
+        const loadStart = Date.now();
+        const m = await measure(t, s);
+        await t.stop();
+        const lastMs = Date.now() - loadStart;
+        const file = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f))[0];
+        if (!file) throw new Error('no .cpuprofile written');
+        const summary = `scenario ${s.id} (${s.title}), ${which}: ${m.rps} req/s, ${m.cpuMsPerReq} ms CPU/req under --cpu-prof\n${summariseProfile(file, lastMs)}`;
+        const suffix = which === 'ours' ? '' : `-${which}`;
+        const out = path.join(resultsDir, `profile-${s.id}${suffix}.txt`);
+        fs.writeFileSync(out, `${summary}\n`);
+        fs.copyFileSync(file, path.join(resultsDir, `profile-${s.id}${suffix}.cpuprofile.tmp`));
+        written.push(path.relative(root, out));
+        process.stdout.write(`${summary}\n\n`);
+      }
     }
     process.stdout.write(`written: ${written.join(', ')} (and *.cpuprofile.tmp beside them, for Chrome DevTools)\n`);
     await stopChild(owner.child);
@@ -1032,12 +1047,6 @@ async function main(): Promise<void> {
   }
 
   const ours = await startOurs('ours (dynalite)', embeddedEnv, { workers: 1, owner });
-  const setup = await readIdpSetup(embeddedEnv);
-  const baselineSpec = {
-    jwks: setup.jwks, cookieKeys: setup.cookieKeys, clients: setup.clients, resourceServers: RESOURCES, ttl: TTL,
-    account: { sub, email: EMAIL, name: 'Bench User', passwordHash: await hashPassword(PASSWORD, setup.argon2) },
-    legacy: { emails: Array.from({ length: LEGACY_USERS }, (_, i) => legacyEmail(i)), bcryptHash, argon2: setup.argon2 },
-  };
   const baseline = await startBaseline(baselineSpec);
   const peerScenarios = SCENARIOS.filter((x) => x.peer);
   const peer = peerScenarios.length
