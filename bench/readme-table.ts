@@ -51,7 +51,7 @@ if (peer.length) {
 }
 if (results.latency?.length) {
   out.push('');
-  out.push(`With DynamoDB ${results.latency[0].latencyMs} ms away (each way, a proxy in the storage process), ours and the peer:`);
+  out.push(`With DynamoDB ${results.latency[0].latencyMs} ms away (each way, a proxy process in front of the storage process), ours and the peer:`);
   out.push('');
   out.push('| scenario | ours req/s | peer req/s | ratio | p50 / p99 ms ours | p50 / p99 ms peer | CPU ms/req ours / peer |');
   out.push('| --- | --- | --- | --- | --- | --- | --- |');

@@ -170,8 +170,6 @@ interface Target {
 interface DynaliteOwner {
   child: ChildProcess;
   endpoint: string;
-  /** the same storage through a proxy that delays each direction by LATENCY_MS (absent without the latency phase) */
-  delayedEndpoint?: string;
   counts(): Promise<Record<string, number>>;
 }
 
@@ -207,16 +205,29 @@ async function startKmsOwner(): Promise<KmsOwner> {
   return { child, ...ready, calls: () => askCounts(child, 'calls') };
 }
 
-async function startDynaliteOwner(dataDir: string, latencyMs = 0): Promise<DynaliteOwner> {
+async function startDynaliteOwner(dataDir: string): Promise<DynaliteOwner> {
   const child = fork(path.join(root, 'bench', 'dynalite-owner.ts'), [], {
-    env: { ...process.env, DATA_DIR: dataDir, LATENCY_MS: String(latencyMs) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, DATA_DIR: dataDir }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   children.add(child);
-  const ready = await new Promise<{ endpoint: string; delayedEndpoint?: string }>((resolve, reject) => {
-    child.once('message', (m: { type: string; endpoint: string; delayedEndpoint?: string }) => resolve(m));
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    child.once('message', (m: { type: string; endpoint: string }) => resolve(m.endpoint));
     child.once('exit', (code) => reject(new Error(`dynalite owner exited (${code})`)));
   });
-  return { child, endpoint: ready.endpoint, delayedEndpoint: ready.delayedEndpoint, counts: () => askCounts(child, 'counts') };
+  return { child, endpoint, counts: () => askCounts(child, 'counts') };
+}
+
+/** the latency phase's proxy (bench/latency-proxy.ts) in front of `target`, in a process of its own */
+async function startLatencyProxy(target: string, ms: number): Promise<{ child: ChildProcess; endpoint: string }> {
+  const child = fork(path.join(root, 'bench', 'latency-proxy.ts'), [], {
+    env: { ...process.env, TARGET: target, LATENCY_MS: String(ms) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children.add(child);
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    child.once('message', (m: { type: string; endpoint: string }) => resolve(m.endpoint));
+    child.once('exit', (code) => reject(new Error(`latency proxy exited (${code})`)));
+  });
+  return { child, endpoint };
 }
 
 /** our IdP as `npm start` runs it: node src/main.ts, configured by environment */
@@ -1001,7 +1012,7 @@ async function main(): Promise<void> {
   const dataDir = path.join(tmp, 'embedded');
   fs.mkdirSync(dataDir);
   const embeddedEnv = { DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
-  const owner = await startDynaliteOwner(dataDir, WITH_LATENCY ? LATENCY_MS : 0);
+  const owner = await startDynaliteOwner(dataDir);
   log(`dynalite owner pid ${owner.child.pid} at ${owner.endpoint}`);
   const bcryptHash = await bcrypt.hash(LEGACY_PASSWORD, 10);
   const { sub } = await setupThroughCli(embeddedEnv, bcryptHash);
@@ -1069,12 +1080,13 @@ async function main(): Promise<void> {
   // latency: ours and the peer again, every DynamoDB request through the delaying proxy
   const latency: LatencyRow[] = [];
   const latencyScenarios = SCENARIOS.filter((x) => x.latency);
-  if (WITH_LATENCY && latencyScenarios.length && owner.delayedEndpoint) {
-    log(`phase 1b: DynamoDB ${LATENCY_MS} ms away (each way, a proxy in the storage process): ours vs the peer`);
-    const delayed = { DATA_DIR: dataDir, DYNAMODB_ENDPOINT: owner.delayedEndpoint, AWS_REGION: 'us-east-1', LOG_LEVEL: 'silent' };
+  if (WITH_LATENCY && latencyScenarios.length) {
+    log(`phase 1b: DynamoDB ${LATENCY_MS} ms away (each way, a proxy process in front of the storage process): ours vs the peer`);
+    const proxy = await startLatencyProxy(owner.endpoint, LATENCY_MS);
+    const delayed = { DATA_DIR: dataDir, DYNAMODB_ENDPOINT: proxy.endpoint, AWS_REGION: 'us-east-1', LOG_LEVEL: 'silent' };
     const [oursLat, peerLat] = await Promise.all([
       startOurs(`ours (+${LATENCY_MS} ms)`, delayed, { workers: 1, owner }),
-      startBaseline({ ...baselineSpec, storage: { endpoint: owner.delayedEndpoint, region: 'us-east-1', table: PEER_TABLE } }, `peer (+${LATENCY_MS} ms)`, owner),
+      startBaseline({ ...baselineSpec, storage: { endpoint: proxy.endpoint, region: 'us-east-1', table: PEER_TABLE } }, `peer (+${LATENCY_MS} ms)`, owner),
     ]);
     try {
       for (const scenario of latencyScenarios) {
@@ -1092,6 +1104,7 @@ async function main(): Promise<void> {
       }
     } finally {
       await Promise.all([oursLat.stop(), peerLat.stop()]);
+      await stopChild(proxy.child);
     }
   } else if (!WITH_LATENCY) {
     notes.push('latency phase skipped (--no-latency)');
@@ -1291,7 +1304,7 @@ function report(header: ReturnType<typeof machineInfo> & { durationS?: number },
     '', 'peer = bare oidc-provider on the community DynamoDB adapter (bench/community-dynamodb-adapter.ts), same storage; peer ratio = ours rps / peer rps',
   ];
   if (latency.length) {
-    out.push('', `latency phase: every DynamoDB request ${latency[0].latencyMs} ms each way (a proxy in the storage process), ours vs the peer`);
+    out.push('', `latency phase: every DynamoDB request ${latency[0].latencyMs} ms each way (a proxy process in front of the storage), ours vs the peer`);
     for (const l of latency) out.push(`  ${l.scenario.padEnd(14)} ours ${l.rps} req/s p50/p99 ${l.p50ms}/${l.p99ms} ms cpu ${l.cpuMsPerReq} ms  |  peer ${l.dynamoBaselineRps} req/s p50/p99 ${l.dynamoBaselineP50ms}/${l.dynamoBaselineP99ms} ms cpu ${l.dynamoBaselineCpuMsPerReq} ms  (×${l.dynamoRatio})${l.errors || l.dynamoBaselineErrors ? `  ERRORS ${l.errors}/${l.dynamoBaselineErrors}` : ''}`);
   }
   if (cluster.length) {
