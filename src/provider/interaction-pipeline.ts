@@ -40,10 +40,10 @@
 //     come from stored items, never from the request.
 //
 // Round trips of a whole login: 29 → 19 with the login POST's own (routes.ts).
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Middleware } from 'koa';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { AccountStore } from '../accounts/types.ts';
+import { currentScope, withScope } from './request-scope.ts';
 
 type AdapterClass = new (name: string) => Adapter;
 
@@ -142,7 +142,7 @@ export class InteractionScope {
   }
 }
 
-const scopes = new AsyncLocalStorage<InteractionScope>();
+const scopeNow = () => currentScope(InteractionScope);
 
 export interface InteractionPipeline {
   /** the adapter class for the provider: Base, holding and prefetching inside a scope */
@@ -173,12 +173,12 @@ export function interactionPipeline(Base: AdapterClass, opts: { loadAccount(sub:
 
     /** held writes go first: called before any call that a held write could change */
     private async before(): Promise<void> {
-      const scope = scopes.getStore();
+      const scope = scopeNow();
       if (this.held(scope)) await scope.flush();
     }
 
     override async find(id: string): Promise<AdapterPayload | undefined> {
-      const scope = scopes.getStore();
+      const scope = scopeNow();
       if (!scope) return super.find(id) as Promise<AdapterPayload | undefined>;
       const key = `${this.model}#${id}`;
       if (HELD.has(this.model)) {
@@ -191,7 +191,7 @@ export function interactionPipeline(Base: AdapterClass, opts: { loadAccount(sub:
     }
 
     override async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-      const scope = scopes.getStore();
+      const scope = scopeNow();
       if (!this.held(scope)) return super.upsert(id, payload, expiresIn);
       const up = (p: AdapterPayload, e: number) => super.upsert(id, p, e);
       const down = () => super.destroy(id);
@@ -202,7 +202,7 @@ export function interactionPipeline(Base: AdapterClass, opts: { loadAccount(sub:
     }
 
     override async destroy(id: string): Promise<void> {
-      const scope = scopes.getStore();
+      const scope = scopeNow();
       if (!this.held(scope)) return super.destroy(id);
       const down = () => super.destroy(id);
       scope.holdDestroy(`${this.model}#${id}`, () => down());
@@ -237,7 +237,7 @@ export function interactionPipeline(Base: AdapterClass, opts: { loadAccount(sub:
       : undefined;
     if (!kind) return next();
     const scope = new InteractionScope(kind, opts.loadAccount);
-    await scopes.run(scope, async () => {
+    await withScope(ctx, scope, async () => {
       // the resume's Interaction (its id is the uid in the path) beside the Session oidc-provider reads first
       if (resume) scope.prefetch(`Interaction#${resume[1]}`, () => interactions().find(resume[1]));
       let failure: { err: unknown } | undefined;
@@ -263,7 +263,7 @@ export function interactionPipeline(Base: AdapterClass, opts: { loadAccount(sub:
     Adapter: InteractionPipelineAdapter as unknown as AdapterClass,
     middleware,
     accounts(store) {
-      const findBySub: AccountStore['findBySub'] = (sub, o) => scopes.getStore()?.take<Awaited<ReturnType<AccountStore['findBySub']>>>(`account#${sub}`) ?? store.findBySub(sub, o);
+      const findBySub: AccountStore['findBySub'] = (sub, o) => scopeNow()?.take<Awaited<ReturnType<AccountStore['findBySub']>>>(`account#${sub}`) ?? store.findBySub(sub, o);
       return new Proxy(store, {
         get(target, prop) {
           if (prop === 'findBySub') return findBySub;
