@@ -29,9 +29,11 @@
 //     other requests see these items change at the end of this request rather
 //     during it — and every id involved reaches the browser only in this
 //     request's response (a redirect, a cookie), except the session the
-//     browser already holds, which is last-writer-wins as before. (Not in the
-//     login POST and the other interaction POSTs: their last writes go out
-//     beside other work already, routes.ts.)
+//     browser already holds, which is last-writer-wins as before. Events
+//     oidc-provider emits inside the handler (authorization.success) come
+//     before the writes are sent. (Not in the login POST and the other
+//     interaction POSTs: their last writes go out beside other work already,
+//     routes.ts.)
 //  2. Prefetch. The resume reads the Interaction its path names beside the
 //     Session its cookie names; an Interaction read in a resume starts the
 //     reads of the account and the Grant its result names (on the consent
