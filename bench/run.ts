@@ -989,6 +989,7 @@ interface Row extends Omit<Measured, 'p50ms' | 'p99ms'> {
   dynamoBaselineP99ms?: number;
   dynamoBaselineDdbPerReq?: number;
   dynamoBaselineStorageCpuMsPerReq?: number;
+  dynamoBaselineErrors?: number;
   /** ours rps / the second baseline's rps */
   dynamoRatio?: number;
   /** ours cpuMsPerReq / the second baseline's */
@@ -1269,7 +1270,7 @@ function row(s: Scenario, m: Measured, b: Measured, storage: Row['storage'], wor
     ratio: b.rps ? round(m.rps / b.rps, 3) : null,
     cpuRatio: b.cpuMsPerReq ? round(m.cpuMsPerReq / b.cpuMsPerReq, 2) : null,
     ...(d ? {
-      dynamoBaselineRps: d.rps, dynamoBaselineCpuMsPerReq: d.cpuMsPerReq, dynamoBaselineP50ms: d.p50ms, dynamoBaselineP99ms: d.p99ms,
+      dynamoBaselineRps: d.rps, dynamoBaselineCpuMsPerReq: d.cpuMsPerReq, dynamoBaselineP50ms: d.p50ms, dynamoBaselineP99ms: d.p99ms, dynamoBaselineErrors: d.errors,
       ...(d.ddbPerReq !== undefined ? { dynamoBaselineDdbPerReq: d.ddbPerReq, dynamoBaselineStorageCpuMsPerReq: d.storageCpuMsPerReq } : {}),
       dynamoRatio: d.rps ? round(m.rps / d.rps, 3) : undefined,
       dynamoCpuRatio: d.cpuMsPerReq ? round(m.cpuMsPerReq / d.cpuMsPerReq, 2) : undefined,
