@@ -766,6 +766,32 @@ function summariseProfile(file: string, lastMs: number, top = 30): string {
   const pct = (us: number) => `${((us / total) * 100).toFixed(1).padStart(5)}%`;
   const lines = [`profile ${path.basename(file)}: ${(total / 1000).toFixed(0)} ms sampled`, '', 'inclusive time by area (a sample counts for every area on its stack):'];
   for (const [name] of AREAS) lines.push(`  ${pct(inclusive.get(name) ?? 0)}  ${name}`);
+  // who a busy sample works for: from the leaf up, the first frame that names an owner (HTTP and
+  // stream internals name none: a socket write is the DynamoDB client's under _http_client, the
+  // response's under Koa's respond)
+  const OWNERS: Array<[string, RegExp]> = [
+    ['DynamoDB client (lean client, coalescing, adapters, SDK marshalling, its HTTP)', /\/src\/storage\/|\/adapters\/|node_modules\/@(aws-sdk|smithy)\/|^node:_http_(client|agent)$/],
+    ['request log (pino)', /node_modules\/(pino|sonic-boom|@pinojs)\//],
+    ['oidc-provider and jose', /node_modules\/(oidc-provider|jose)\//],
+    ['Koa, routers, HTTP server, cookies', /node_modules\/(koa|@koa|koa-compose|koa-mount|delegates|type-is|on-finished|vary|negotiator|accepts|cookies|keygrip|tsscmp|content-type|raw-body|co-body|http-errors|statuses)\/|^node:_http_server$/],
+    ['our other code (src/, bench/baseline.ts)', /\/src\/|\/bench\/baseline\.ts$/],
+  ];
+  const owned = new Map<string, number>();
+  let busy = 0;
+  for (const [id, us] of byNode) {
+    const leaf = nodeById.get(id)!.callFrame.functionName;
+    if (leaf === '(idle)') continue;
+    busy += us;
+    let owner = leaf === '(garbage collector)' ? 'garbage collector' : leaf === '(program)' ? '(program: V8 outside JS)' : undefined;
+    for (let cur: number | undefined = id; !owner && cur !== undefined; cur = parent.get(cur)) {
+      const url = nodeById.get(cur)!.callFrame.url;
+      owner = OWNERS.find(([, re]) => re.test(url))?.[0];
+    }
+    owner ??= 'node core, not attributed';
+    owned.set(owner, (owned.get(owner) ?? 0) + us);
+  }
+  lines.push('', 'busy time by who it works for (% of the busy, non-idle samples):');
+  for (const [k, v] of [...owned].sort((a, b) => b[1] - a[1])) lines.push(`  ${((v / busy) * 100).toFixed(1).padStart(5)}%  ${k}`);
   lines.push('', 'self time by package / area:');
   for (const [k, v] of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 20)) lines.push(`  ${pct(v)}  ${k}`);
   lines.push('', `top ${top} functions by self time:`);
