@@ -41,7 +41,7 @@
 //     and loadExistingGrant take them for exactly those ids, once. The ids
 //     come from stored items, never from the request.
 //
-// Round trips of a whole login: 29 → 19 with the login POST's own (routes.ts).
+// Round trips of a whole login: 29 → 18-20 with the login POST's own (routes.ts).
 import type { Middleware } from 'koa';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { AccountStore } from '../accounts/types.ts';
@@ -59,10 +59,10 @@ const CONSENT_POST = /^\/interaction\/[\w-]{1,64}\/consent$/;
 
 type Kind = 'resume' | 'page' | 'consent';
 
-/** the writes held for one item: a destroy first (then a save), or a save */
+/** the writes held for one item: a destroy first (then a save), or a save (its payload as JSON, taken when it was saved) */
 interface Held {
   destroy: boolean;
-  upsert?: { payload: AdapterPayload; expiresIn: number };
+  upsert?: { json: string; expiresIn: number };
   run(h: Held): Promise<void>;
 }
 
@@ -109,12 +109,12 @@ export class InteractionScope {
     const h = this.held.get(key);
     if (!h) return undefined;
     // what the adapter would give back (it stores JSON text)
-    return { payload: h.upsert ? JSON.parse(JSON.stringify(h.upsert.payload)) as AdapterPayload : undefined };
+    return { payload: h.upsert ? JSON.parse(h.upsert.json) as AdapterPayload : undefined };
   }
 
   holdUpsert(key: string, payload: AdapterPayload, expiresIn: number, run: Held['run']): void {
     const h = this.held.get(key) ?? { destroy: false, run };
-    h.upsert = { payload, expiresIn };
+    h.upsert = { json: JSON.stringify(payload), expiresIn };
     h.run = run;
     this.held.set(key, h);
   }
@@ -199,7 +199,7 @@ export function interactionPipeline(Base: AdapterClass, opts: { loadAccount(sub:
       const down = () => super.destroy(id);
       scope.holdUpsert(`${this.model}#${id}`, payload, expiresIn, async (h) => {
         if (h.destroy) await down();
-        if (h.upsert) await up(h.upsert.payload, h.upsert.expiresIn);
+        if (h.upsert) await up(JSON.parse(h.upsert.json) as AdapterPayload, h.upsert.expiresIn);
       });
     }
 
