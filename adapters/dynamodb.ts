@@ -470,7 +470,8 @@ export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (
         hintedUid ? deletePointer(hintedUid, id) : undefined,
       ]);
       uidOfItem.delete(pk);
-      if (hintedUid) itemOfUid.delete(hintedUid);
+      // the pointer may lead to a newer item already (a Session saved under a new id beside this delete)
+      if (hintedUid && itemOfUid.get(hintedUid)?.value === id) itemOfUid.delete(hintedUid);
       if (!r.Attributes?.payload) return;
       const old = JSON.parse(r.Attributes.payload) as AdapterPayload;
       const cleanup: Promise<unknown>[] = [];

@@ -7,6 +7,11 @@
 // src/edge does: verify the bearer JWT (or load the session from the cookie),
 // sign an ES256 internal JWT, answer with it; no routes, no decision cache.
 //
+// With `storage` in the spec it is the second baseline, the peer a user would
+// pick: the same process with oidc-provider's state on DynamoDB through the
+// community adapter (bench/community-dynamodb-adapter.ts), on the storage our
+// IdP uses in that phase; accounts, keys and clients stay as above.
+//
 //   node bench/baseline.ts <spec.json>   (spec: see BaselineSpec in bench/lib/spec.ts)
 // Prints "ready <url>" on stdout once listening.
 import fs from 'node:fs';
@@ -17,8 +22,15 @@ import bcrypt from 'bcrypt';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { SignJWT, createLocalJWKSet, importJWK, jwtVerify, type JWK } from 'jose';
 import type { BaselineSpec } from './lib/spec.ts';
+import { communityAdapter, communityClient, createCommunityTable } from './community-dynamodb-adapter.ts';
 
 const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8')) as BaselineSpec;
+let adapter: Configuration['adapter'];
+if (spec.storage) {
+  const { raw, doc } = communityClient(spec.storage);
+  await createCommunityTable(raw, spec.storage.table);
+  adapter = communityAdapter(doc, spec.storage.table);
+}
 
 const resources = new Map(spec.resourceServers.map((rs) => [rs.id, rs]));
 // legacy users, as after an import: a bcrypt hash until the first login replaces it with argon2id
@@ -37,6 +49,7 @@ async function checkPassword(login: string, password: string): Promise<string | 
 }
 
 const configuration: Configuration = {
+  ...(adapter ? { adapter } : {}),
   jwks: { keys: spec.jwks as never },
   cookies: {
     keys: spec.cookieKeys,

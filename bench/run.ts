@@ -5,6 +5,9 @@
 //   npm run bench -- --no-ddb-local  skip the DynamoDB Local phase
 //   npm run bench -- --no-cluster    skip the 2-worker phase
 //   npm run bench -- --no-kms        skip the keys-modes phase (kms-envelope, kms-sign)
+//   npm run bench -- --no-latency    skip the phase with DynamoDB latency (BENCH_LATENCY_MS each way, default 3)
+//   npm run bench -- --import-scale  also `idp users import` of BENCH_IMPORT_SCALE_ROWS (300 000) lines, RSS at
+//                                    100k and 300k (long: ~15-25 min on dynalite; bench/import-scale.ts)
 //   npm run bench -- --profile       instead: --cpu-prof on our IdP under the
 //                                    client_credentials and introspection
 //                                    scenarios; writes bench/results/profile-*.txt
@@ -14,7 +17,9 @@
 //   BENCH_IMPORT_ROWS=2000                 rows of the generated `idp users import` file
 //
 // Processes: this one (setup, autocannon, the login driver, the report); the
-// baseline (bench/baseline.ts); our IdP (src/main.ts, as `npm start` runs it);
+// baseline (bench/baseline.ts, oidc-provider's memory adapter) and the second
+// baseline, the peer (the same with bench/community-dynamodb-adapter.ts on the
+// storage of the phase); our IdP (src/main.ts, as `npm start` runs it);
 // for embedded storage, a dynalite owner (bench/dynalite-owner.ts) that serves
 // DATA_DIR's LevelDB as a cluster primary would, so the IdP's CPU time
 // excludes the emulator's; for DynamoDB Local, its Java process; for the
@@ -41,6 +46,7 @@ import { drive, loginOnce, percentile, PoolEmpty, type LoginTarget, type TokenRe
 import { UserAgent } from '../test/support/user-agent.ts';
 import { machineInfo, peakRssMiB, processTree, reapedChildrenCpuMs, resetPeakRss, treeCpuMs } from './lib/proc.ts';
 import { writeImportFile, type ImportFileInfo } from './lib/import-file.ts';
+import { importAtScaleOnFreshStorage, type ImportScaleResult } from './import-scale.ts';
 import type { BaselineSpec, BenchResourceServer } from './lib/spec.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -50,18 +56,23 @@ const PROFILE = argv.has('--profile');
 const WITH_DDB_LOCAL = !argv.has('--no-ddb-local') && !PROFILE;
 const WITH_CLUSTER = !argv.has('--no-cluster') && !PROFILE;
 const WITH_KMS = !argv.has('--no-kms') && !PROFILE;
+const WITH_LATENCY = !argv.has('--no-latency') && !PROFILE;
+/** the latency phase: each direction of every DynamoDB request held this long (bench/dynalite-owner.ts) */
+const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 3);
+/** the community adapter's table (its own, on the same storage as ours) */
+const PEER_TABLE = 'bench_community_oidc';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const WARMUP_SECONDS = 1;
 /** logins before the login scenario is measured (see loginWarmup) */
 const LOGIN_WARMUP_LOGINS = Number(process.env.BENCH_LOGIN_WARMUP ?? 80);
-/** the whole run should stay under 5 minutes: a phase that would not fit (keys modes, DynamoDB Local) is skipped */
-const BUDGET_SECONDS = Number(process.env.BENCH_BUDGET_SECONDS ?? 290);
+/** the whole run should stay under 10 minutes: a phase that would not fit (keys modes, DynamoDB Local) is skipped */
+const BUDGET_SECONDS = Number(process.env.BENCH_BUDGET_SECONDS ?? 600);
 /** seconds each measurement took so far (warm-up, settling pause, window, counters, preparation) */
 const measureSeconds: number[] = [];
 /** one measurement, as measured so far in this run (about 5.5 s), plus a little */
 const perMeasure = () => 0.2 + (measureSeconds.length ? measureSeconds.reduce((a, b) => a + b, 0) / measureSeconds.length : SECONDS + WARMUP_SECONDS + 0.5);
-/** DynamoDB Local: the JVM's start (3–10 s), setup, our IdP's start, then ours and the baseline per scenario (about 85 s for 7) */
-const ddbLocalPhaseSeconds = (scenarios: number) => 12 + scenarios * 2 * perMeasure();
+/** DynamoDB Local: the JVM's start (3–10 s), setup, our IdP's and the peer's start, then ours, the baseline and (some) the peer per scenario */
+const ddbLocalPhaseSeconds = (measurements: number) => 14 + measurements * perMeasure();
 /** keys modes with phase 3 (about 4 s, the set-up beside it), then per JWT scenario both modes and the baseline (about 35 s in all) */
 const kmsPhaseSeconds = (measurements: number) => 6 + measurements * perMeasure();
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info';
@@ -84,6 +95,8 @@ const MIGRATED_POOL = 8;
 const IMPORT_ROWS = Number(process.env.BENCH_IMPORT_ROWS ?? 2000);
 const IMPORT_DUP_EVERY = 10;
 const IMPORT_BCRYPT_EVERY = 5;
+/** import at scale (opt-in: --import-scale or BENCH_ONLY=import-scale): lines of the file, RSS noted at 100k and 300k */
+const IMPORT_SCALE_ROWS = Number(process.env.BENCH_IMPORT_SCALE_ROWS ?? 300_000);
 /** the KMS modes of the keys-modes phase, and its scenarios (local mode is phase 1) */
 const KMS_MODES = ['kms-envelope', 'kms-sign'] as const;
 type KmsMode = (typeof KMS_MODES)[number];
@@ -214,6 +227,19 @@ async function startDynaliteOwner(dataDir: string): Promise<DynaliteOwner> {
   return { child, endpoint, counts: () => askCounts(child, 'counts') };
 }
 
+/** the latency phase's proxy (bench/latency-proxy.ts) in front of `target`, in a process of its own */
+async function startLatencyProxy(target: string, ms: number): Promise<{ child: ChildProcess; endpoint: string }> {
+  const child = fork(path.join(root, 'bench', 'latency-proxy.ts'), [], {
+    env: { ...process.env, TARGET: target, LATENCY_MS: String(ms) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children.add(child);
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    child.once('message', (m: { type: string; endpoint: string }) => resolve(m.endpoint));
+    child.once('exit', (code) => reject(new Error(`latency proxy exited (${code})`)));
+  });
+  return { child, endpoint };
+}
+
 /** our IdP as `npm start` runs it: node src/main.ts, configured by environment */
 async function startOurs(label: string, env: Record<string, string>, opts: { workers: number; nodeArgs?: string[]; owner?: DynaliteOwner; kms?: KmsOwner }): Promise<Target> {
   const port = await freePort();
@@ -299,12 +325,16 @@ function target(label: string, origin: string, child: ChildProcess): Target {
   };
 }
 
-async function startBaseline(spec: Omit<BaselineSpec, 'issuer' | 'port'>): Promise<Target> {
+/**
+ * bare oidc-provider (bench/baseline.ts): with `spec.storage`, the peer on the
+ * community DynamoDB adapter; `owner` then counts its DynamoDB requests
+ */
+async function startBaseline(spec: Omit<BaselineSpec, 'issuer' | 'port'>, label = 'baseline', owner?: DynaliteOwner, nodeArgs: string[] = []): Promise<Target> {
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
-  const specFile = path.join(tmp, 'baseline.json');
+  const specFile = path.join(tmp, `${label.replace(/\W+/g, '_')}.json`);
   fs.writeFileSync(specFile, JSON.stringify({ ...spec, issuer: origin, port }), { mode: 0o600 });
-  const child = spawn(process.execPath, [path.join(root, 'bench', 'baseline.ts'), specFile], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeArgs, path.join(root, 'bench', 'baseline.ts'), specFile], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(child);
   await new Promise<void>((resolve, reject) => {
     let buf = '';
@@ -312,9 +342,9 @@ async function startBaseline(spec: Omit<BaselineSpec, 'issuer' | 'port'>): Promi
       buf += b.toString();
       if (buf.includes('ready ')) resolve();
     });
-    child.once('exit', (code) => reject(new Error(`baseline exited (${code})`)));
+    child.once('exit', (code) => reject(new Error(`${label} exited (${code})`)));
   });
-  return target('baseline', origin, child);
+  return { ...target(label, origin, child), ddbCounts: owner?.counts, storagePid: owner?.child.pid };
 }
 
 // ─── scenarios ─────────────────────────────────────────────────────────────
@@ -349,6 +379,10 @@ interface Scenario {
   ddbLocal?: boolean;
   /** measured seconds, when not BENCH_SECONDS (cheap, steady scenarios: time budget) */
   seconds?: number;
+  /** the second baseline (oidc-provider on the community DynamoDB adapter) runs it too */
+  peer?: boolean;
+  /** run again in the latency phase, ours and the peer */
+  latency?: boolean;
   /** instead of `run` for the warm-up second */
   warmup?(t: Target): Promise<void>;
   /** before the warm-up and again before the measured run, outside both */
@@ -504,13 +538,13 @@ const legacyLogin: Scenario['run'] = async (t, seconds) => {
 const ALL_SCENARIOS: Scenario[] = [
   { id: 'jwks', title: 'GET /jwks', storage: false, run: get('/jwks') },
   { id: 'discovery', title: 'GET /.well-known/openid-configuration', storage: false, run: get('/.well-known/openid-configuration') },
-  { id: 'cc-opaque', title: 'client_credentials, opaque token', storage: true, run: clientCredentials(RESOURCES[0].id) },
+  { id: 'cc-opaque', title: 'client_credentials, opaque token', storage: true, peer: true, latency: true, run: clientCredentials(RESOURCES[0].id) },
   { id: 'cc-jwt-es256', title: 'client_credentials, ES256 JWT', storage: true, jwt: true, run: clientCredentials(RESOURCES[1].id) },
   { id: 'cc-jwt-rs256', title: 'client_credentials, RS256 JWT', storage: true, jwt: true, run: clientCredentials(RESOURCES[2].id) },
-  { id: 'introspection', title: 'introspection of an opaque token', storage: true, run: introspection },
-  { id: 'login', title: 'full login, argon2id (per login: 7 HTTP requests)', storage: true, warmup: loginWarmup, run: loginAt(LOGIN_CONCURRENCY) },
+  { id: 'introspection', title: 'introspection of an opaque token', storage: true, peer: true, latency: true, run: introspection },
+  { id: 'login', title: 'full login, argon2id (per login: 7 HTTP requests)', storage: true, peer: true, warmup: loginWarmup, run: loginAt(LOGIN_CONCURRENCY) },
   // one virtual user: the latency of a login without queueing behind others (the "moderate load" of the goal)
-  { id: 'login-1', title: 'full login, one at a time (latency without queueing)', storage: true, ddbLocal: false, run: loginAt(1) },
+  { id: 'login-1', title: 'full login, one at a time (latency without queueing)', storage: true, ddbLocal: false, peer: true, latency: true, run: loginAt(1) },
   {
     id: 'legacy-login', title: 'first login of an imported bcrypt user (upgrade to argon2id; 7 HTTP requests)', storage: true,
     warmup: async (t) => { await drive(legacyFlow(t), { concurrency: LOGIN_CONCURRENCY, durationMs: WARMUP_SECONDS * 1000 }); },
@@ -520,7 +554,7 @@ const ALL_SCENARIOS: Scenario[] = [
     id: 'migrated-login', title: 'login of an imported user already upgraded to argon2id by a first login (7 HTTP requests)', storage: true, ddbLocal: false,
     prepare: fillMigratedPool, run: migratedLogin,
   },
-  { id: 'refresh', title: 'refresh_token rotation', storage: true, prepare: fillRefreshPool, run: refresh },
+  { id: 'refresh', title: 'refresh_token rotation', storage: true, peer: true, latency: true, prepare: fillRefreshPool, run: refresh },
   // forward-auth: decisions and internal JWTs come from the decision cache after the first request (no DynamoDB);
   // thousands of requests a second, so 2 s measure them steadily and keep the whole run within its budget
   { id: 'fa-jwt', title: 'GET /forward-auth, bearer ES256 JWT access token (internal JWT in the answer)', storage: false, seconds: 2, run: forwardAuth(siteToken) },
@@ -618,7 +652,7 @@ interface RoundTrips {
  * this request's commands is in flight), and drives each request kind
  * sequentially so every command belongs to the one HTTP request in flight.
  */
-async function countRoundTrips(env: Record<string, string>, reps = 10): Promise<RoundTrips[]> {
+async function countRoundTrips(env: Record<string, string>, reps = 10): Promise<{ table: RoundTrips[]; perLogin: number }> {
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
   const config = loadConfig({ ...env, ISSUER: origin, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'silent', WORKERS: '1' });
@@ -627,11 +661,16 @@ async function countRoundTrips(env: Record<string, string>, reps = 10): Promise<
   const original = doc.send;
   let inflight = 0;
   let waves = 0;
+  /** every wave since the last reset (a whole login: the sum over its HTTP requests, which run one after the other) */
+  let allWaves = 0;
   let ops: Record<string, number> = {};
   doc.send = function (this: unknown, cmd: { constructor: { name: string } }, ...rest: unknown[]) {
     const name = cmd.constructor.name.replace(/Command$/, '');
     ops[name] = (ops[name] ?? 0) + 1;
-    if (inflight === 0) waves++;
+    if (inflight === 0) {
+      waves++;
+      allWaves++;
+    }
     inflight++;
     return (original as (...a: unknown[]) => Promise<unknown>).call(this, cmd, ...rest).finally(() => { inflight--; });
   } as typeof doc.send;
@@ -659,6 +698,7 @@ async function countRoundTrips(env: Record<string, string>, reps = 10): Promise<
     table.set(key, row);
     return res;
   }) as typeof fetch;
+  let perLogin = 0;
   const target: Target = {
     label: 'in-process', origin, pids: () => [], refreshPool: [], legacyPool: [0, 1, 2].map((i) => legacyEmail(LEGACY_USERS + i)), migratedPool: [], migratedNext: 0,
     login: { origin, clientId: 'webapp', clientSecret: SECRET, redirectUri: REDIRECT, email: EMAIL, password: PASSWORD },
@@ -683,7 +723,11 @@ async function countRoundTrips(env: Record<string, string>, reps = 10): Promise<
       await post('/token/introspection', basic('svc', SECRET), { token: opaque, token_type_hint: 'access_token' });
       rt = (await post('/token', basic('webapp', SECRET), { grant_type: 'refresh_token', refresh_token: rt })).refresh_token!;
     }
+    allWaves = 0;
     for (let i = 0; i < 3; i++) await loginOnce(target.login);
+    // let the last request's writes after its answer settle
+    await new Promise((r) => setTimeout(r, 10));
+    perLogin = allWaves / 3;
     prefix = 'legacy first login: ';
     for (let i = 0; i < 3; i++) await legacyFlow(target)();
     prefix = 'migrated login: ';
@@ -694,12 +738,15 @@ async function countRoundTrips(env: Record<string, string>, reps = 10): Promise<
     doc.send = original;
     await server.close();
   }
-  return [...table.entries()].map(([request, row]) => ({
-    request,
-    ddbRequests: round(sum(row.ops) / row.n, 2),
-    roundTrips: round(row.waves / row.n, 2),
-    ops: Object.fromEntries(Object.entries(row.ops).map(([k, v]) => [k, round(v / row.n, 2)])),
-  }));
+  return {
+    perLogin: round(perLogin, 2),
+    table: [...table.entries()].map(([request, row]) => ({
+      request,
+      ddbRequests: round(sum(row.ops) / row.n, 2),
+      roundTrips: round(row.waves / row.n, 2),
+      ops: Object.fromEntries(Object.entries(row.ops).map(([k, v]) => [k, round(v / row.n, 2)])),
+    })),
+  };
 }
 
 // ─── profile mode ──────────────────────────────────────────────────────────
@@ -762,6 +809,32 @@ function summariseProfile(file: string, lastMs: number, top = 30): string {
   const pct = (us: number) => `${((us / total) * 100).toFixed(1).padStart(5)}%`;
   const lines = [`profile ${path.basename(file)}: ${(total / 1000).toFixed(0)} ms sampled`, '', 'inclusive time by area (a sample counts for every area on its stack):'];
   for (const [name] of AREAS) lines.push(`  ${pct(inclusive.get(name) ?? 0)}  ${name}`);
+  // who a busy sample works for: from the leaf up, the first frame that names an owner (HTTP and
+  // stream internals name none: a socket write is the DynamoDB client's under _http_client, the
+  // response's under Koa's respond)
+  const OWNERS: Array<[string, RegExp]> = [
+    ['DynamoDB client (lean client, coalescing, adapters, SDK marshalling, its HTTP)', /\/src\/storage\/|\/adapters\/|node_modules\/@(aws-sdk|smithy)\/|^node:_http_(client|agent)$/],
+    ['request log (pino)', /node_modules\/(pino|sonic-boom|@pinojs)\//],
+    ['oidc-provider and jose', /node_modules\/(oidc-provider|jose)\//],
+    ['Koa, routers, HTTP server, cookies', /node_modules\/(koa|@koa|koa-compose|koa-mount|delegates|type-is|on-finished|vary|negotiator|accepts|cookies|keygrip|tsscmp|content-type|raw-body|co-body|http-errors|statuses)\/|^node:_http_server$/],
+    ['our other code (src/, bench/baseline.ts)', /\/src\/|\/bench\/baseline\.ts$/],
+  ];
+  const owned = new Map<string, number>();
+  let busy = 0;
+  for (const [id, us] of byNode) {
+    const leaf = nodeById.get(id)!.callFrame.functionName;
+    if (leaf === '(idle)') continue;
+    busy += us;
+    let owner = leaf === '(garbage collector)' ? 'garbage collector' : leaf === '(program)' ? '(program: V8 outside JS)' : undefined;
+    for (let cur: number | undefined = id; !owner && cur !== undefined; cur = parent.get(cur)) {
+      const url = nodeById.get(cur)!.callFrame.url;
+      owner = OWNERS.find(([, re]) => re.test(url))?.[0];
+    }
+    owner ??= 'node core, not attributed';
+    owned.set(owner, (owned.get(owner) ?? 0) + us);
+  }
+  lines.push('', 'busy time by who it works for (% of the busy, non-idle samples):');
+  for (const [k, v] of [...owned].sort((a, b) => b[1] - a[1])) lines.push(`  ${((v / busy) * 100).toFixed(1).padStart(5)}%  ${k}`);
   lines.push('', 'self time by package / area:');
   for (const [k, v] of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 20)) lines.push(`  ${pct(v)}  ${k}`);
   lines.push('', `top ${top} functions by self time:`);
@@ -771,7 +844,7 @@ function summariseProfile(file: string, lastMs: number, top = 30): string {
 
 // ─── import: `idp users import` as an operator runs it ──────────────────────
 
-interface ImportDetails extends Omit<ImportFileInfo, 'file'> {
+interface ImportDetails extends Omit<ImportFileInfo, 'file' | 'offsets'> {
   /** the import summary the command printed (--json), without the per-line errors */
   summary: { read: number; created: number; merged: number; updated: number; unchanged: number; rejected: number };
   /** `--concurrency` (the command's default) */
@@ -834,7 +907,7 @@ async function measureImport(owner: DynaliteOwner, env: Record<string, string>):
   const summary = { read: full.read, created: full.created, merged: full.merged, updated: full.updated, unchanged: full.unchanged, rejected: full.rejected };
   const n = Math.max(1, info.rows);
   const ok = summary.created + summary.merged + summary.updated + summary.unchanged;
-  const { file: _file, ...file } = info;
+  const { file: _file, offsets: _offsets, ...file } = info;
   const details: ImportDetails = {
     ...file, summary, concurrency: 8,
     wallMs: round(r.wallMs, 0), startupMs: round(startup.wallMs, 0),
@@ -978,6 +1051,21 @@ interface Row extends Omit<Measured, 'p50ms' | 'p99ms'> {
   ratio: number | null;
   /** ours cpuMsPerReq / baseline cpuMsPerReq */
   cpuRatio: number | null;
+  /** the second baseline, oidc-provider on the community DynamoDB adapter, measured right after (scenarios it runs) */
+  dynamoBaselineRps?: number;
+  dynamoBaselineCpuMsPerReq?: number;
+  dynamoBaselineP50ms?: number;
+  dynamoBaselineP99ms?: number;
+  dynamoBaselineDdbPerReq?: number;
+  dynamoBaselineStorageCpuMsPerReq?: number;
+  dynamoBaselineErrors?: number;
+  /** ours rps / the second baseline's rps */
+  dynamoRatio?: number;
+  /** ours cpuMsPerReq / the second baseline's */
+  dynamoCpuRatio?: number;
+  /** the latency phase (LATENCY_MS each way on every DynamoDB request): ours and the second baseline's p50 */
+  latencyP50ms?: number;
+  dynamoBaselineLatencyP50ms?: number;
   /** import only: the file, the summary, start-up and wall time */
   import?: ImportDetails;
   /** keys-modes phase only: KMS requests per token by operation, from tokens requested one at a time after the window */
@@ -1001,25 +1089,40 @@ async function main(): Promise<void> {
   const bcryptHash = await bcrypt.hash(LEGACY_PASSWORD, 10);
   const { sub } = await setupThroughCli(embeddedEnv, bcryptHash);
 
+  const setup = await readIdpSetup(embeddedEnv);
+  const baselineSpec = {
+    jwks: setup.jwks, cookieKeys: setup.cookieKeys, clients: setup.clients, resourceServers: RESOURCES, ttl: TTL, forwardAuth: { audience: SITE_AUDIENCE },
+    account: { sub, email: EMAIL, name: 'Bench User', passwordHash: await hashPassword(PASSWORD, setup.argon2) },
+    legacy: { emails: Array.from({ length: LEGACY_USERS }, (_, i) => legacyEmail(i)), bcryptHash, argon2: setup.argon2 },
+  };
+
   if (PROFILE) {
-    // one IdP process per profiled scenario, so each profile holds one workload
+    // one process per profiled scenario and target, so each profile holds one workload;
+    // BENCH_PROFILE_TARGETS=ours,baseline,peer profiles the baselines too (default: ours)
     fs.mkdirSync(resultsDir, { recursive: true });
     const written: string[] = [];
+    const targets = (process.env.BENCH_PROFILE_TARGETS ?? 'ours').split(',');
     for (const s of ALL_SCENARIOS.filter((x) => (process.env.BENCH_PROFILE ?? 'jwks,cc-opaque,cc-jwt-es256,cc-jwt-rs256,introspection').split(',').includes(x.id))) {
-      const profDir = path.join(tmp, `profile-${s.id}`);
-      const ours = await startOurs(`ours-profile-${s.id}`, embeddedEnv, { workers: 1, owner, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] });
-      const loadStart = Date.now();
-      const m = await measure(ours, s);
-      await ours.stop();
-      const lastMs = Date.now() - loadStart;
-      const file = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f))[0];
-      if (!file) throw new Error('no .cpuprofile written');
-      const summary = `scenario ${s.id} (${s.title}): ${m.rps} req/s, ${m.cpuMsPerReq} ms CPU/req under --cpu-prof\n${summariseProfile(file, lastMs)}`;
-      const out = path.join(resultsDir, `profile-${s.id}.txt`);
-      fs.writeFileSync(out, `${summary}\n`);
-      fs.copyFileSync(file, path.join(resultsDir, `profile-${s.id}.cpuprofile.tmp`));
-      written.push(path.relative(root, out));
-      process.stdout.write(`${summary}\n\n`);
+      for (const which of targets) {
+        const profDir = path.join(tmp, `profile-${s.id}-${which}`);
+        const nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+        const t = which === 'ours' ? await startOurs(`ours-profile-${s.id}`, embeddedEnv, { workers: 1, owner, nodeArgs })
+          : which === 'baseline' ? await startBaseline(baselineSpec, `baseline-profile-${s.id}`, undefined, nodeArgs)
+          : await startBaseline({ ...baselineSpec, storage: { endpoint: owner.endpoint, region: 'us-east-1', table: PEER_TABLE } }, `peer-profile-${s.id}`, owner, nodeArgs);
+        const loadStart = Date.now();
+        const m = await measure(t, s);
+        await t.stop();
+        const lastMs = Date.now() - loadStart;
+        const file = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f))[0];
+        if (!file) throw new Error('no .cpuprofile written');
+        const summary = `scenario ${s.id} (${s.title}), ${which}: ${m.rps} req/s, ${m.cpuMsPerReq} ms CPU/req under --cpu-prof\n${summariseProfile(file, lastMs)}`;
+        const suffix = which === 'ours' ? '' : `-${which}`;
+        const out = path.join(resultsDir, `profile-${s.id}${suffix}.txt`);
+        fs.writeFileSync(out, `${summary}\n`);
+        fs.copyFileSync(file, path.join(resultsDir, `profile-${s.id}${suffix}.cpuprofile.tmp`));
+        written.push(path.relative(root, out));
+        process.stdout.write(`${summary}\n\n`);
+      }
     }
     process.stdout.write(`written: ${written.join(', ')} (and *.cpuprofile.tmp beside them, for Chrome DevTools)\n`);
     await stopChild(owner.child);
@@ -1027,23 +1130,57 @@ async function main(): Promise<void> {
   }
 
   const ours = await startOurs('ours (dynalite)', embeddedEnv, { workers: 1, owner });
-  const setup = await readIdpSetup(embeddedEnv);
-  const baseline = await startBaseline({
-    jwks: setup.jwks, cookieKeys: setup.cookieKeys, clients: setup.clients, resourceServers: RESOURCES, ttl: TTL, forwardAuth: { audience: SITE_AUDIENCE },
-    account: { sub, email: EMAIL, name: 'Bench User', passwordHash: await hashPassword(PASSWORD, setup.argon2) },
-    legacy: { emails: Array.from({ length: LEGACY_USERS }, (_, i) => legacyEmail(i)), bcryptHash, argon2: setup.argon2 },
-  });
-  log(`ours pid ${ours.pids().join(',')} at ${ours.origin}; baseline pid ${baseline.pids().join(',')} at ${baseline.origin}; ${setup.jwks.length} signing keys`);
+  const baseline = await startBaseline(baselineSpec);
+  const peerScenarios = SCENARIOS.filter((x) => x.peer);
+  const peer = peerScenarios.length
+    ? await startBaseline({ ...baselineSpec, storage: { endpoint: owner.endpoint, region: 'us-east-1', table: PEER_TABLE } }, 'peer (community adapter)', owner)
+    : undefined;
+  log(`ours pid ${ours.pids().join(',')} at ${ours.origin}; baseline pid ${baseline.pids().join(',')} at ${baseline.origin}${peer ? `; peer pid ${peer.pids().join(',')} at ${peer.origin}` : ''}; ${setup.jwks.length} signing keys`);
 
   const base = new Map<string, Measured>();
-  log('phase 1: ours on embedded dynalite vs the baseline, scenario by scenario');
+  log('phase 1: ours on embedded dynalite vs the baseline (and the peer on the community DynamoDB adapter), scenario by scenario');
   for (const s of SCENARIOS) {
     const m = await measure(ours, s);
     const b = await measure(baseline, s);
+    const d = s.peer && peer ? await measure(peer, s) : undefined;
     base.set(s.id, b);
-    rows.push(row(s, m, b, 'dynalite', 1));
+    rows.push(row(s, m, b, 'dynalite', 1, 'local', d));
   }
+  await peer?.stop();
   if (selected('import')) rows.push(await measureImport(owner, embeddedEnv));
+
+  // latency: ours and the peer again, every DynamoDB request through the delaying proxy
+  const latency: LatencyRow[] = [];
+  const latencyScenarios = SCENARIOS.filter((x) => x.latency);
+  if (WITH_LATENCY && latencyScenarios.length) {
+    log(`phase 1b: DynamoDB ${LATENCY_MS} ms away (each way, a proxy process in front of the storage process): ours vs the peer`);
+    const proxy = await startLatencyProxy(owner.endpoint, LATENCY_MS);
+    const delayed = { DATA_DIR: dataDir, DYNAMODB_ENDPOINT: proxy.endpoint, AWS_REGION: 'us-east-1', LOG_LEVEL: 'silent' };
+    const [oursLat, peerLat] = await Promise.all([
+      startOurs(`ours (+${LATENCY_MS} ms)`, delayed, { workers: 1, owner }),
+      startBaseline({ ...baselineSpec, storage: { endpoint: proxy.endpoint, region: 'us-east-1', table: PEER_TABLE } }, `peer (+${LATENCY_MS} ms)`, owner),
+    ]);
+    try {
+      for (const scenario of latencyScenarios) {
+        // fresh processes: a login scenario first warms up with logins (as the login scenario of phase 1 does)
+        const s = scenario.id.startsWith('login') ? { ...scenario, warmup: loginWarmup } : scenario;
+        const m = await measure(oursLat, s);
+        const d = await measure(peerLat, s);
+        latency.push({
+          scenario: s.id, latencyMs: LATENCY_MS, rps: m.rps, p50ms: m.p50ms, p99ms: m.p99ms, cpuMsPerReq: m.cpuMsPerReq, ddbPerReq: m.ddbPerReq, errors: m.errors,
+          dynamoBaselineRps: d.rps, dynamoBaselineP50ms: d.p50ms, dynamoBaselineP99ms: d.p99ms, dynamoBaselineCpuMsPerReq: d.cpuMsPerReq, dynamoBaselineDdbPerReq: d.ddbPerReq, dynamoBaselineErrors: d.errors,
+          dynamoRatio: d.rps ? round(m.rps / d.rps, 3) : 0,
+        });
+        const r = rows.find((x) => x.scenario === s.id && x.storage === 'dynalite' && x.workers === 1);
+        if (r) Object.assign(r, { latencyP50ms: m.p50ms, dynamoBaselineLatencyP50ms: d.p50ms });
+      }
+    } finally {
+      await Promise.all([oursLat.stop(), peerLat.stop()]);
+      await stopChild(proxy.child);
+    }
+  } else if (!WITH_LATENCY) {
+    notes.push('latency phase skipped (--no-latency)');
+  }
 
   // cluster: 2 workers on the same storage
   const cluster: Array<{ scenario: string; workers1Rps: number; workers2Rps: number; scaling: number; workers1CpuMsPerReq: number; workers2CpuMsPerReq: number; workers1P50ms: number; workers1P99ms: number; workers2P50ms: number; workers2P99ms: number }> = [];
@@ -1089,8 +1226,9 @@ async function main(): Promise<void> {
   }
 
   log('phase 3: DynamoDB round trips per request, counted in-process');
-  const roundTrips = await countRoundTrips(embeddedEnv);
+  const { table: roundTrips, perLogin: roundTripsPerLogin } = await countRoundTrips(embeddedEnv);
   for (const r of roundTrips) log(`  ${r.request.padEnd(44)} ${String(r.ddbRequests).padStart(5)} DynamoDB requests, ${r.roundTrips} round trips  ${JSON.stringify(r.ops)}`);
+  log(`  the whole login (authorize to tokens): ${roundTripsPerLogin} round trips`);
 
   if (keysModes) {
     const km = await keysModes;
@@ -1108,7 +1246,8 @@ async function main(): Promise<void> {
   // DynamoDB Local
   let ddbLocal: { status: 'measured' | 'skipped'; reason?: string; startupMs?: number } = { status: 'skipped', reason: '--no-ddb-local' };
   const elapsed = (Date.now() - t0) / 1000;
-  const ddbLocalSeconds = Math.round(ddbLocalPhaseSeconds(SCENARIOS.filter((x) => x.storage && x.ddbLocal !== false).length));
+  const localScenarios = SCENARIOS.filter((x) => x.storage && x.ddbLocal !== false);
+  const ddbLocalSeconds = Math.round(ddbLocalPhaseSeconds(localScenarios.length * 2 + localScenarios.filter((x) => x.peer).length));
   if (WITH_DDB_LOCAL && !SCENARIOS.some((x) => x.storage && x.ddbLocal !== false)) {
     ddbLocal = { status: 'skipped', reason: 'no DynamoDB Local scenario in BENCH_ONLY' };
     log(`phase 5 skipped: ${ddbLocal.reason}`);
@@ -1117,7 +1256,7 @@ async function main(): Promise<void> {
     notes.push(`DynamoDB Local skipped: ${ddbLocal.reason}`);
     log(`phase 5 skipped: ${ddbLocal.reason}`);
   } else if (WITH_DDB_LOCAL) {
-    log('phase 5: ours on DynamoDB Local (Java) vs the same baseline process');
+    log('phase 5: ours on DynamoDB Local (Java) vs the same baseline process, and the peer on DynamoDB Local');
     let backend: TestBackend | undefined;
     try {
       backend = await startDynamoDBLocal({ startTimeoutMs: 60_000 });
@@ -1133,14 +1272,23 @@ async function main(): Promise<void> {
         fs.mkdirSync(localDir);
         const env = { DATA_DIR: localDir, DYNAMODB_ENDPOINT: backend.endpoint, AWS_REGION: backend.region, TABLE_PREFIX: 'bench_', LOG_LEVEL: 'silent' };
         await setupThroughCli(env, bcryptHash);
-        const local = await startOurs('ours (DynamoDB Local)', env, { workers: 1 });
-        for (const s of SCENARIOS.filter((x) => x.storage && x.ddbLocal !== false)) {
-          const m = await measure(local, s);
-          // the baseline again, right after, so both see the same machine load
-          const b = await measure(baseline, s);
-          rows.push(row(s, m, b, 'dynamodb-local', 1));
+        const [local, localPeer] = await Promise.all([
+          startOurs('ours (DynamoDB Local)', env, { workers: 1 }),
+          localScenarios.some((x) => x.peer)
+            ? startBaseline({ ...baselineSpec, storage: { endpoint: backend.endpoint, region: backend.region, table: PEER_TABLE } }, 'peer (DynamoDB Local)')
+            : undefined,
+        ]);
+        try {
+          for (const s of localScenarios) {
+            const m = await measure(local, s);
+            // the baselines again, right after, so all see the same machine load
+            const b = await measure(baseline, s);
+            const d = s.peer && localPeer ? await measure(localPeer, s) : undefined;
+            rows.push(row(s, m, b, 'dynamodb-local', 1, 'local', d));
+          }
+        } finally {
+          await Promise.all([local.stop(), localPeer?.stop()]);
         }
-        await local.stop();
       } finally {
         await backend.close();
       }
@@ -1149,6 +1297,15 @@ async function main(): Promise<void> {
     notes.push('DynamoDB Local phase skipped (--no-ddb-local)');
   }
   await baseline.stop();
+
+  // import at scale: a long run on a storage of its own, only when asked for
+  let importScale: ImportScaleResult | undefined;
+  if (argv.has('--import-scale') || ONLY?.has('import-scale')) {
+    log(`import at scale: idp users import of ${IMPORT_SCALE_ROWS} generated lines on a fresh embedded storage`);
+    const at = IMPORT_SCALE_ROWS >= 300_000 ? [100_000, 300_000] : [Math.round(IMPORT_SCALE_ROWS / 3), IMPORT_SCALE_ROWS];
+    importScale = await importAtScaleOnFreshStorage({ rows: IMPORT_SCALE_ROWS, at, log });
+    notes.push(`import at scale: one \`idp users import\` process over ${IMPORT_SCALE_ROWS} generated lines on a fresh embedded storage (bench/import-scale.ts); RSS read from /proc as its read position passes each checkpoint line`);
+  }
 
   notes.push(`legacy-login: ${LEGACY_USERS} users imported with \`idp users import\` (one bcrypt cost-10 hash); each login is a user's first; the baseline does the same bcrypt check and argon2id hash in memory`);
   notes.push('the login scenario counts one full login (7 HTTP requests: authorize, login page, login POST, resume, consent POST, resume, token) as one "request"');
@@ -1160,10 +1317,12 @@ async function main(): Promise<void> {
 
   const durationS = round((Date.now() - t0) / 1000, 1);
   const result = {
-    header: { ...header, durationS, importRows: IMPORT_ROWS, storage: { dynalite: 'embedded dynalite (LevelDB under DATA_DIR), served by a separate owner process', dynamodbLocal: ddbLocal }, keysModes: kmsPhase, ratio: 'ours rps / baseline rps (1.0 = as fast as bare oidc-provider); cpuRatio = ours cpuMsPerReq / baseline cpuMsPerReq' },
+    header: { ...header, durationS, importRows: IMPORT_ROWS, roundTripsPerLogin, latencyMs: WITH_LATENCY ? LATENCY_MS : null, storage: { dynalite: 'embedded dynalite (LevelDB under DATA_DIR), served by a separate owner process', dynamodbLocal: ddbLocal }, keysModes: kmsPhase, ratio: 'ours rps / baseline rps (1.0 = as fast as bare oidc-provider); cpuRatio = ours cpuMsPerReq / baseline cpuMsPerReq' },
     scenarios: [
       ...rows,
     ],
+    latency,
+    ...(importScale ? { importScale } : {}),
     cluster,
     roundTrips,
     notes,
@@ -1172,24 +1331,41 @@ async function main(): Promise<void> {
   // a subset run does not replace the full run's results
   const out = process.env.BENCH_ONLY ? 'subset.json.tmp' : 'latest.json';
   fs.writeFileSync(path.join(resultsDir, out), `${JSON.stringify(result, null, 2)}\n`);
-  process.stdout.write(`${report(result.header, rows, cluster, roundTrips, notes, durationS).replace('bench/results/latest.json', `bench/results/${out}`)}\n`);
+  process.stdout.write(`${report(result.header, rows, cluster, roundTrips, notes, durationS, latency, roundTripsPerLogin, importScale).replace('bench/results/latest.json', `bench/results/${out}`)}\n`);
 }
 
-function row(s: Scenario, m: Measured, b: Measured, storage: Row['storage'], workers: number, keysMode: Row['keysMode'] = 'local'): Row {
+function row(s: Scenario, m: Measured, b: Measured, storage: Row['storage'], workers: number, keysMode: Row['keysMode'] = 'local', d?: Measured): Row {
   return {
     scenario: s.id, title: s.title, target: 'ours', storage, workers, keysMode, ...m,
     baselineRps: b.rps, baselineCpuMsPerReq: b.cpuMsPerReq, baselineP50ms: b.p50ms, baselineP99ms: b.p99ms, baselinePeakRssMiB: b.peakRssMiB,
     ratio: b.rps ? round(m.rps / b.rps, 3) : null,
     cpuRatio: b.cpuMsPerReq ? round(m.cpuMsPerReq / b.cpuMsPerReq, 2) : null,
+    ...(d ? {
+      dynamoBaselineRps: d.rps, dynamoBaselineCpuMsPerReq: d.cpuMsPerReq, dynamoBaselineP50ms: d.p50ms, dynamoBaselineP99ms: d.p99ms, dynamoBaselineErrors: d.errors,
+      ...(d.ddbPerReq !== undefined ? { dynamoBaselineDdbPerReq: d.ddbPerReq, dynamoBaselineStorageCpuMsPerReq: d.storageCpuMsPerReq } : {}),
+      dynamoRatio: d.rps ? round(m.rps / d.rps, 3) : undefined,
+      dynamoCpuRatio: d.cpuMsPerReq ? round(m.cpuMsPerReq / d.cpuMsPerReq, 2) : undefined,
+    } : {}),
   };
 }
 
-function report(header: ReturnType<typeof machineInfo> & { durationS?: number }, rows: Row[], cluster: Array<Record<string, number | string>>, rts: RoundTrips[], notes: string[], durationS: number): string {
-  const cols = ['scenario', 'storage', 'w', 'ours rps', 'base rps', 'ratio', 'cpu ms/req ours', 'base', 'p50 ours', 'p99 ours', 'p50 base', 'p99 base', 'RSS MiB', 'ddb/req', 'errors'];
+/** one scenario of the latency phase: ours and the peer, both through the delaying proxy */
+interface LatencyRow {
+  scenario: string;
+  latencyMs: number;
+  rps: number; p50ms: number; p99ms: number; cpuMsPerReq: number; ddbPerReq?: number; errors: number;
+  dynamoBaselineRps: number; dynamoBaselineP50ms: number; dynamoBaselineP99ms: number; dynamoBaselineCpuMsPerReq: number; dynamoBaselineDdbPerReq?: number; dynamoBaselineErrors: number;
+  /** ours rps / the peer's rps */
+  dynamoRatio: number;
+}
+
+function report(header: ReturnType<typeof machineInfo> & { durationS?: number }, rows: Row[], cluster: Array<Record<string, number | string>>, rts: RoundTrips[], notes: string[], durationS: number, latency: LatencyRow[], perLogin: number, importScale?: ImportScaleResult): string {
+  const cols = ['scenario', 'storage', 'w', 'ours rps', 'base rps', 'ratio', 'cpu ms/req ours', 'base', 'p50 ours', 'p99 ours', 'p50 base', 'p99 base', 'RSS MiB', 'ddb/req', 'errors', 'peer rps', 'peer ratio', 'peer cpu', 'peer cpu ratio', 'peer p50'];
   const v = (x: number | null | undefined) => (x === null || x === undefined ? '-' : String(x));
   const data = rows.map((r) => [
     r.scenario, r.storage, String(r.workers), String(r.rps), v(r.baselineRps), v(r.ratio), String(r.cpuMsPerReq), v(r.baselineCpuMsPerReq),
     v(r.p50ms), v(r.p99ms), v(r.baselineP50ms), v(r.baselineP99ms), `${r.peakRssMiB}/${v(r.baselinePeakRssMiB)}`, v(r.ddbPerReq), String(r.errors),
+    v(r.dynamoBaselineRps), v(r.dynamoRatio), v(r.dynamoBaselineCpuMsPerReq), v(r.dynamoCpuRatio), v(r.dynamoBaselineP50ms),
   ]);
   const widths = cols.map((c, i) => Math.max(c.length, ...data.map((d) => d[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
@@ -1197,7 +1373,12 @@ function report(header: ReturnType<typeof machineInfo> & { durationS?: number },
     '', `machine: ${header.cpus} CPUs (${header.model}), node ${header.node}, ${header.date}; bench took ${durationS} s`,
     'latencies in ms; ratio = ours rps / baseline rps; RSS = peak RSS during the scenario, ours/baseline', '',
     line(cols), line(widths.map((w) => '-'.repeat(w))), ...data.map(line),
+    '', 'peer = bare oidc-provider on the community DynamoDB adapter (bench/community-dynamodb-adapter.ts), same storage; peer ratio = ours rps / peer rps',
   ];
+  if (latency.length) {
+    out.push('', `latency phase: every DynamoDB request ${latency[0].latencyMs} ms each way (a proxy process in front of the storage), ours vs the peer`);
+    for (const l of latency) out.push(`  ${l.scenario.padEnd(14)} ours ${l.rps} req/s p50/p99 ${l.p50ms}/${l.p99ms} ms cpu ${l.cpuMsPerReq} ms  |  peer ${l.dynamoBaselineRps} req/s p50/p99 ${l.dynamoBaselineP50ms}/${l.dynamoBaselineP99ms} ms cpu ${l.dynamoBaselineCpuMsPerReq} ms  (×${l.dynamoRatio})${l.errors || l.dynamoBaselineErrors ? `  ERRORS ${l.errors}/${l.dynamoBaselineErrors}` : ''}`);
+  }
   if (cluster.length) {
     out.push('', 'cluster (embedded dynalite): 1 → 2 workers, measured back to back (the load generator shares the 2 CPUs)');
     for (const c of cluster) out.push(`  ${String(c.scenario).padEnd(14)} ${c.workers1Rps} → ${c.workers2Rps} req/s (×${c.scaling}); cpu ${c.workers1CpuMsPerReq} → ${c.workers2CpuMsPerReq} ms/req; p50/p99 ${c.workers1P50ms}/${c.workers1P99ms} → ${c.workers2P50ms}/${c.workers2P99ms} ms`);
@@ -1221,6 +1402,11 @@ function report(header: ReturnType<typeof machineInfo> & { durationS?: number },
       `cpu ${imp.cpuMsPerReq} ms/row, peak RSS ${imp.peakRssMiB} MiB, DynamoDB ${imp.ddbPerReq}/row; created ${i.summary.created}, merged ${i.summary.merged}, rejected ${i.summary.rejected}; ` +
       `passwords ${Object.entries(i.schemes).map(([k, n]) => `${k} ×${n}`).join(', ')}`);
   }
+  if (importScale) {
+    out.push('', `import at scale: ${importScale.rows} lines in ${importScale.wallS} s = ${importScale.rowsPerSecond} rows/s, peak RSS ${importScale.peakRssMiB} MiB; ${JSON.stringify(importScale.summary)}`);
+    for (const c of importScale.checkpoints) out.push(`  at line ${c.line}: RSS ${c.rssMiB} MiB (peak so far ${c.peakRssMiB}), ${c.atS} s`);
+  }
+  out.push('', `DynamoDB round trips of a whole login (authorize to tokens): ${perLogin}`);
   out.push('', 'DynamoDB requests and round trips per HTTP request (in-process count, warm caches):');
   for (const r of rts) out.push(`  ${r.request.padEnd(48)} ${String(r.ddbRequests).padStart(5)} requests  ${String(r.roundTrips).padStart(5)} round trips  ${Object.entries(r.ops).map(([k, v]) => `${k}×${v}`).join(' ')}`);
   out.push('', ...notes.map((n) => `note: ${n}`), '', 'written: bench/results/latest.json');

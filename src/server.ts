@@ -23,6 +23,7 @@ import { ClientCache, withClientCache } from './provider/client-cache.ts';
 import { withSealedClientSecrets } from './provider/sealed-clients.ts';
 import { withTokenKindLookup } from './provider/token-kinds.ts';
 import { withTokenPipeline } from './provider/token-pipeline.ts';
+import { interactionPipeline } from './provider/interaction-pipeline.ts';
 import { createApp } from './http/app.ts';
 import { brandStylesheetUrl, site } from './http/site.ts';
 import { interactionRouter } from './interactions/routes.ts';
@@ -102,12 +103,16 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const mfa = createMfa({ config, storage, accounts, events, messages, views, flow, accountSections });
     // consent: remembered and admin consent, the consent screen, connected apps, roles claims
     const consent = createConsent({ config, storage, events, provider: () => host.provider });
-    // outermost: refresh and code exchange prefetch and write together (token-pipeline.ts)
-    const adapter = withTokenPipeline(withTokenKindLookup(withClientCache(withSealedClientSecrets(createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc }), () => keyring,
-      (clientId, err) => log.error({ event: 'client.secret.integrity', clientId, err: { name: err.name, message: err.message } }, 'sealed client secret refused')), clientCache)));
+    // refresh and code exchange prefetch and write together (token-pipeline.ts); outermost, the
+    // resumes, the interaction page and the consent POST do too (interaction-pipeline.ts)
+    const pipeline = interactionPipeline(withTokenPipeline(withTokenKindLookup(withClientCache(withSealedClientSecrets(createDynamoAdapter({ doc: storage.doc, table: storage.tables.oidc }), () => keyring,
+      (clientId, err) => log.error({ event: 'client.secret.integrity', clientId, err: { name: err.name, message: err.message } }, 'sealed client secret refused')), clientCache))),
+    { loadAccount: (sub) => accounts.findBySub(sub) });
+    // findAccount and the consent page take the account such a request read early
+    const scopedAccounts = pipeline.accounts(accounts);
     // forward-auth for gateways (src/edge), when EDGE_SITES_FILE is set: its sign-in client goes into the provider
     const edge = createEdge({ config, keyring, accounts, views, provider: () => host.provider });
-    const host = new ProviderHost({ config, adapter, accounts, keyring, registry, views, mfa: mfa.hooks, consent: consent.providerHooks, clients: edge?.clients }, log);
+    const host = new ProviderHost({ config, adapter: pipeline.Adapter, accounts: scopedAccounts, keyring, registry, views, mfa: mfa.hooks, consent: consent.providerHooks, clients: edge?.clients }, log);
 
     const password = passwordStrategy(accounts, hasher, {
       legacySecrets: loadLegacySecrets(config), sunset: config.accounts.legacySunset, argon2: config.argon2, log, events,
@@ -138,7 +143,8 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
       ready: async () => {
         await storage.raw.send(new DescribeTableCommand({ TableName: storage.tables.oidc }), { abortSignal: AbortSignal.timeout(2000) });
       },
-      routers: [interactionRouter({ flow, views, accounts, secureCookies: config.secureCookies, consent: consent.screen }), lockout.router, ...mfa.routers, ...federation.routers, ...consent.routers, ...(edge?.routers ?? [])],
+      around: pipeline.middleware,
+      routers: [interactionRouter({ flow, views, accounts: scopedAccounts, secureCookies: config.secureCookies, consent: consent.screen }), lockout.router, ...mfa.routers, ...federation.routers, ...consent.routers, ...(edge?.routers ?? [])],
       // plain-http (loopback) upstream IdPs and edge sites that sign-ins redirect to
       formActionSources: () => [...federation.formActionSources(), ...(edge?.formActions ?? [])],
       hsts: config.issuer.startsWith('https:'),

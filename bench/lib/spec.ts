@@ -20,5 +20,7 @@ export interface BaselineSpec {
   legacy: { emails: string[]; bcryptHash: string; argon2: { memoryKiB: number; timeCost: number; parallelism: number } };
   /** GET /forward-auth: a bare version (verify the bearer JWT or load the session, sign an ES256 internal JWT; no cache, no routes) */
   forwardAuth: { audience: string };
+  /** the second baseline: oidc-provider's state on DynamoDB through the community adapter (absent: its memory adapter) */
+  storage?: { endpoint: string; region: string; table: string };
   ttl: { accessToken: number; idToken: number; refreshToken: number; session: number; interaction: number; grant: number };
 }

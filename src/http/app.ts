@@ -27,6 +27,8 @@ export interface AppDeps {
   hsts?: boolean;
   /** the landing page, the brand stylesheet, the integrator guide and the 404 page (site.ts) */
   site?: Site;
+  /** around the routers and the provider, inside the error handling (the interaction pipeline: src/provider/interaction-pipeline.ts) */
+  around?: Koa.Middleware;
 }
 
 const FORM_ACTION = "form-action 'self' https: http://localhost:* http://127.0.0.1:*";
@@ -98,6 +100,7 @@ export function createApp(deps: AppDeps): Koa {
   }, next));
 
   app.use(errorMiddleware(deps.views, deps.log));
+  if (deps.around) app.use(deps.around);
 
   // health, readiness, the stylesheets and the site's pages: exact paths, checked before any router
   const css = path.join(VIEWS_DIR, 'assets', 'idp.css');

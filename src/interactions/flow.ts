@@ -41,8 +41,10 @@ export type StepOutcome = { done: true; result?: Partial<LoginResult> } | { done
 export interface LoginStep {
   readonly id: string;
   /**
-   * reads the step will need, started early (the login POST starts them beside
-   * the guard's writes, one round trip fewer); handed back to run()
+   * reads the step will need, started early (the login POST starts them for
+   * the account its identifier names, beside the guard's counters, before the
+   * password is checked); handed back to run() only when the first factor
+   * proved that same account. Reads only: nothing may be written or sent here.
    */
   prepare?(ctx: Context, details: Details, who: Authenticated): Promise<unknown>;
   run(ctx: Context, details: Details, who: Authenticated, prepared?: Promise<unknown>): Promise<StepOutcome>;

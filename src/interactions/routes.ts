@@ -109,10 +109,12 @@ export function interactionRouter(deps: InteractionDeps): Router {
   // The login POST's DynamoDB calls, in round trips (no device cookie):
   //   1. the interaction ∥ the login pointer  (reads only: nothing is counted before the checks below)
   //   2. the IP counter ∥ the account record  (lockout: the counters in their order, guard.ts)
-  //   3. the (account, IP) counter   4. the account counter
+  //   3. the (account, IP) counter ∥ the steps' early reads (MFA policy) for the account the
+  //      identifier names   4. the account counter
   //   -- the password hash --
-  //   5. the counters' resets and the known device ∥ the steps' early reads (MFA policy)
-  //   6. the interaction's result
+  //   5. the counters' resets and the known device ∥ the interaction's result
+  // The early reads are only reads, and their answers are used only once the
+  // password proved that very account (otherwise the steps read again).
   router.post('/:uid/login', body, async (ctx) => {
     const fields = form(ctx);
     const method = typeof fields.method === 'string' ? fields.method : 'password';
@@ -133,6 +135,9 @@ export function interactionRouter(deps: InteractionDeps): Router {
     // a proof made elsewhere (an upstream IdP): the strategy sends the browser there
     if (strategy.start) return strategy.start(ctx, details, fields);
     if (!strategy.authenticate) throw new UnexpectedPrompt(`sign-in method ${method}`);
+    // the steps' reads (flow.ts, prepare) for the account the identifier names, as soon as it is known
+    const early = account?.then((a) => (a ? { who: { accountId: a.sub, amr: ['pwd'] }, prepared: flow.prepare(ctx, details, { accountId: a.sub, amr: ['pwd'] }) } : undefined));
+    early?.catch(() => {}); // awaited below unless the request fails first
     // guard first: a refused attempt costs no hash, and says only "try again later"
     const attempt: Attempt = {
       kind: 'password', ip: ctx.ip, login, resolved: account?.then((a) => a?.sub),
@@ -161,10 +166,13 @@ export function interactionRouter(deps: InteractionDeps): Router {
       // factor, which lifts the lock (the guard hears of this success only then)
       return flow.proceed(ctx, details, { ...who, secondFactor: decision.secondFactor });
     }
-    // the steps' reads travel with the guard's writes
-    const prepared = flow.prepare(ctx, details, who);
-    await flow.guard.succeeded(attempt);
-    await flow.proceed(ctx, details, who, { prepared });
+    const guess = await early;
+    const prepared = guess && guess.who.accountId === who.accountId && guess.who.amr.join(' ') === who.amr.join(' ')
+      ? guess.prepared : flow.prepare(ctx, details, who);
+    // the guard's writes travel with the steps and the interaction's result; the answer waits for both
+    const [guarded, proceeded] = await Promise.allSettled([flow.guard.succeeded(attempt), flow.proceed(ctx, details, who, { prepared })]);
+    if (guarded.status === 'rejected') throw guarded.reason;
+    if (proceeded.status === 'rejected') throw proceeded.reason;
   });
 
   router.post('/:uid/consent', body, async (ctx) => {

@@ -73,7 +73,7 @@ export class ProviderHost {
     const fromCache = this.metadata.middleware((ctx, next) => this.handler(ctx, next));
     return (ctx, next) => {
       // the token and its grant in one round trip (token-pipeline.ts)
-      if (ctx.method === 'POST' && ctx.path === INTROSPECTION) return introspectionScope(() => this.handler(ctx, next), this.hintKey);
+      if (ctx.method === 'POST' && ctx.path === INTROSPECTION) return introspectionScope(ctx, () => this.handler(ctx, next), this.hintKey);
       if (this.metadata.handles(ctx)) return fromCache(ctx, next);
       return this.handler(ctx, next);
     };

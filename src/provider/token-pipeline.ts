@@ -54,11 +54,11 @@
 // either is not where this version keeps it, that part is left out and the
 // calls stay sequential (installTokenPipeline says what it installed, the
 // server logs a warning, and the round-trip test fails).
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import internals from 'oidc-provider/lib/helpers/weak_cache.js';
 import { HINTED, hintsOf, mayBelongTo, withHints } from './token-kinds.ts';
+import { currentScope, withScope } from './request-scope.ts';
 
 type AdapterClass = new (name: string) => Adapter;
 type GrantHandler = (ctx: unknown) => Promise<void>;
@@ -183,31 +183,31 @@ export class TokenRequestScope {
   }
 }
 
-const scopes = new AsyncLocalStorage<TokenRequestScope>();
+const scopeNow = () => currentScope(TokenRequestScope);
 
 /** the prefetched account for `sub` in this request (findAccount), once */
 export function takePrefetchedAccount<T>(sub: string): Promise<T> | undefined {
-  return scopes.getStore()?.take<T>(`account#${sub}`);
+  return scopeNow()?.take<T>(`account#${sub}`);
 }
 
 /** true in the code exchange, where findAccount may hand its check to deferAccountCheck (header, 3.) */
 export function accountCheckDeferrable(): boolean {
-  return scopes.getStore()?.accountCheckDeferrable === true;
+  return scopeNow()?.accountCheckDeferrable === true;
 }
 
 /** registers `check` (rejects when the account may not have tokens) to be settled before the response */
 export function deferAccountCheck(check: Promise<unknown>): void {
-  const scope = scopes.getStore();
+  const scope = scopeNow();
   if (!scope?.accountCheckDeferrable) throw new Error('deferAccountCheck outside a code exchange');
   scope.defer(check);
 }
 
 /**
- * Runs `fn` (the provider handling POST /token/introspection) in a
- * prefetch-only scope: the token's Grant is read beside the token.
+ * Runs `fn` (the provider handling POST /token/introspection, `ctx` its Koa
+ * context) in a prefetch-only scope: the token's Grant is read beside the token.
  */
-export function introspectionScope<T>(fn: () => T, hintKey: Buffer): T {
-  return scopes.run(new TokenRequestScope(LOOKED_UP, hintKey), fn);
+export function introspectionScope<T>(ctx: object, fn: () => Promise<T>, hintKey: Buffer): Promise<T> {
+  return withScope(ctx, new TokenRequestScope(LOOKED_UP, hintKey), fn);
 }
 
 /**
@@ -227,7 +227,7 @@ export function withTokenPipeline(Base: AdapterClass): AdapterClass {
     }
 
     override async find(id: string): Promise<AdapterPayload | undefined> {
-      const scope = scopes.getStore();
+      const scope = scopeNow();
       if (!scope) return (await super.find(id)) ?? undefined;
       if (this.model === 'Grant') {
         const p = scope.take<AdapterPayload | undefined>(`Grant#${id}`);
@@ -265,13 +265,13 @@ export function withTokenPipeline(Base: AdapterClass): AdapterClass {
     }
 
     override async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-      const scope = scopes.getStore();
+      const scope = scopeNow();
       if (!scope?.redeeming || !DEFERRABLE.has(this.model)) return super.upsert(id, payload, expiresIn);
       scope.defer(super.upsert(id, payload, expiresIn), () => super.destroy(id));
     }
 
     override async consume(id: string): Promise<void> {
-      const scope = scopes.getStore();
+      const scope = scopeNow();
       if (!scope?.redeeming || !DEFERRABLE.has(this.model)) return super.consume(id);
       scope.defer(super.consume(id));
     }
@@ -295,7 +295,8 @@ export function installTokenPipeline(provider: Provider, opts: TokenPipelineOpti
     table.set(grantType, (ctx) => {
       const clientId = (ctx as { oidc?: { client?: { clientId?: string } } }).oidc?.client?.clientId;
       const client = clientId ? { id: clientId, graceSeconds: opts.refreshReuseGraceSeconds ?? 0, onGrace: opts.onGrace } : undefined;
-      return scopes.run(new TokenRequestScope([source], opts.hintKey, opts.loadAccount, client), () => runSettled(original, ctx));
+      const scope = new TokenRequestScope([source], opts.hintKey, opts.loadAccount, client);
+      return withScope(ctx as object, scope, () => runSettled(original, ctx, scope));
     });
   }
   // hints: after the random part, what the token belongs to (token-kinds.ts)
@@ -314,8 +315,7 @@ export function installTokenPipeline(provider: Provider, opts: TokenPipelineOpti
   return { handlers: true, hints: hinted === Object.keys(HINTED).length };
 }
 
-async function runSettled(handler: GrantHandler, ctx: unknown): Promise<void> {
-  const scope = scopes.getStore()!;
+async function runSettled(handler: GrantHandler, ctx: unknown, scope: TokenRequestScope): Promise<void> {
   let failure: { err: unknown } | undefined;
   try {
     await handler(ctx);
