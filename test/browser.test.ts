@@ -4,13 +4,12 @@
 // cookies let the redirect chain through, and that the RP can redeem the code.
 import { expect } from 'chai';
 import http from 'node:http';
-import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import * as oidc from 'openid-client';
+import { launchChromium } from './support/browser.ts';
 import { startTestIdp, type TestIdp } from './support/idp.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 
 describe('sign-in in a real browser', function () {
   this.timeout(90_000);
@@ -21,7 +20,6 @@ describe('sign-in in a real browser', function () {
   const hits: string[] = [];
 
   before(async function () {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium`);
     rpServer = http.createServer((req, res) => {
       hits.push(req.url!);
       res.setHeader('content-type', 'text/html');
@@ -32,10 +30,7 @@ describe('sign-in in a real browser', function () {
     idp = await startTestIdp();
     await idp.cli('clients', 'add', '--id', 'browser-app', '--secret', 'browser-secret-0123456789abcdefghij', '--name', 'Browser App', '--redirect-uri', callbackUrl);
     await idp.cli('users', 'add', '--email', 'lin@example.com', '--password', 'browser passphrase 77', '--name', 'Lin', '--email-verified');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -11,11 +11,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import * as oidc from 'openid-client';
+import { launchChromium } from './support/browser.ts';
 import { startTestIdp, tempDir, type TestIdp } from './support/idp.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = process.env.SCREENSHOT_DIR ?? path.resolve('.test-data/screenshots');
 const SECRET = 'browser-secret-0123456789abcdefghij';
 const PASSWORD = 'browser passphrase 77';
@@ -32,7 +32,6 @@ describe('consent and connected apps in a real browser', function () {
   let rp: oidc.Configuration;
 
   before(async () => {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium`);
     fs.mkdirSync(SHOTS, { recursive: true });
     rpServer = http.createServer((_req, res) => {
       res.setHeader('content-type', 'text/html');
@@ -51,10 +50,7 @@ describe('consent and connected apps in a real browser', function () {
     idp = await startTestIdp({ SEED_FILE: seed, MFA_POLICY: 'off' });
     await idp.cli('users', 'add', '--email', 'lin@example.com', '--password', PASSWORD, '--name', 'Lin', '--email-verified', '--phone', '+14155550123');
     rp = await oidc.discovery(new URL(idp.issuer), 'notes', SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

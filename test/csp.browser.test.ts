@@ -5,14 +5,13 @@
 // session is already gone. Each must reach the app; none may be blocked by
 // our CSP, and no other script may run.
 import http from 'node:http';
-import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import * as oidc from 'openid-client';
+import { launchChromium } from './support/browser.ts';
 import { startTestIdp, type TestIdp } from './support/idp.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SECRET = 'csp-secret-0123456789abcdefghijklmn';
 
 describe('CSP and oidc-provider\'s auto-submitted pages, in a real browser', function () {
@@ -25,7 +24,6 @@ describe('CSP and oidc-provider\'s auto-submitted pages, in a real browser', fun
   const posts: Array<{ path: string; body: string }> = [];
 
   before(async () => {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium`);
     rpServer = http.createServer((req, res) => {
       let body = '';
       req.on('data', (c) => { body += c; });
@@ -43,10 +41,7 @@ describe('CSP and oidc-provider\'s auto-submitted pages, in a real browser', fun
     await idp.cli('users', 'add', '--email', 'a@example.com', '--password', 'csp passphrase one 1', '--email-verified');
     await idp.cli('users', 'add', '--email', 'b@example.com', '--password', 'csp passphrase two 2', '--email-verified');
     rp = await oidc.discovery(new URL(idp.issuer), 'csp-app', SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -10,13 +10,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import * as oidc from 'openid-client';
+import { launchChromium } from './support/browser.ts';
 import { startTestIdp, type TestIdp } from './support/idp.ts';
 import { startUpstream, type Upstream } from './support/upstream.ts';
 import { redirectUriFor } from '../src/federation/connections.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = process.env.SCREENSHOT_DIR ?? path.resolve('.test-data/screenshots');
 const SECRET = 'browser-secret-0123456789abcdefghij';
 const PASSWORD = 'browser passphrase 77';
@@ -31,7 +31,6 @@ describe('federation in a real browser', function () {
   let rp: oidc.Configuration;
 
   before(async () => {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium`);
     fs.mkdirSync(SHOTS, { recursive: true });
     rpServer = http.createServer((_req, res) => {
       res.setHeader('content-type', 'text/html');
@@ -55,10 +54,7 @@ describe('federation in a real browser', function () {
     await idp.cli('clients', 'add', '--id', 'browser-app', '--secret', SECRET, '--name', 'Browser App', '--redirect-uri', callbackUrl);
     await idp.cli('users', 'add', '--email', 'lin@corp.example', '--password', PASSWORD, '--name', 'Lin', '--email-verified');
     rp = await oidc.discovery(new URL(idp.issuer), 'browser-app', SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

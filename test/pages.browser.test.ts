@@ -6,12 +6,12 @@
 import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { type Browser, type Locator, type Page } from 'playwright-core';
+import { launchChromium } from './support/browser.ts';
 import { startTestIdp, type TestIdp } from './support/idp.ts';
 import { authorizeUrl } from './support/lockout.ts';
 import { translate } from '../src/http/i18n.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = process.env.SCREENSHOT_DIR ?? path.resolve('.test-data/screenshots');
 /** the browser's globals, in functions that run in the page (this project's TypeScript has no DOM types) */
 interface Win {
@@ -29,14 +29,10 @@ describe('pages in a real browser: languages and branding', function () {
   let browser: Browser;
 
   before(async () => {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium`);
     fs.mkdirSync(SHOTS, { recursive: true });
     idp = await startTestIdp({ BRAND_NAME: 'Acme ID', BRAND_PRIMARY_COLOR: '#0f766e', BRAND_LOGO_URL: LOGO });
     await idp.cli('clients', 'add', '--id', 'app', '--public', '--first-party', '--name', 'Acme Portal', '--redirect-uri', 'https://rp.example.test/cb', '--grant-types', 'authorization_code');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

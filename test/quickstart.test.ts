@@ -13,11 +13,11 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import { freePort, tempDir } from './support/idp.ts';
+import { launchChromium } from './support/browser.ts';
 import { UserAgent, readForm } from './support/user-agent.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = process.env.SCREENSHOT_DIR ?? path.resolve('.test-data/screenshots');
 const README = fs.readFileSync('README.md', 'utf8');
 
@@ -71,7 +71,6 @@ describe('the README quickstart, as a new user runs it', function () {
   const work = tempDir('idp-quickstart-');
 
   before(async () => {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium`);
     const port = await freePort();
     // a fresh DATA_DIR (not made yet: the server makes it), and a free port for the issuer
     env = { ...process.env, DATA_DIR: path.join(work, 'data'), PORT: String(port), HOST: '127.0.0.1', ISSUER: `http://127.0.0.1:${port}`, LOG_LEVEL: 'warn' };
@@ -103,10 +102,7 @@ describe('the README quickstart, as a new user runs it', function () {
     await demo.waitFor(/press Ctrl-C to stop/);
     expect(email).to.equal('demo@example.com');
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-    });
+    browser = await launchChromium();
     const page = await browser.newPage();
     await page.goto(url);
     await page.getByRole('link', { name: 'Sign in' }).click();
