@@ -21,7 +21,8 @@ import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Storage } from '../storage/index.ts';
 import { sendOrUnavailable } from '../storage/errors.ts';
 import { TtlCache } from '../storage/ttl-cache.ts';
-import { CONSENT_PK_PREFIX, CachedList, queryAll } from './store.ts';
+import { CONSENT_PK_PREFIX, queryAll } from './store.ts';
+import { CachedList } from '../storage/cached-list.ts';
 import { ConsentInvalid, union, type Permission, type Role, type UserRoles } from './types.ts';
 
 export const ROLES_SCOPE = 'roles';

@@ -22,35 +22,11 @@ const ADMIN_PK = 'admin-consent';
 const LOG_PK = 'admin-consent-log';
 const APP = 'app#';
 
+import { CachedList } from '../storage/cached-list.ts';
+
 type Doc = Pick<Storage, 'doc' | 'tables'>;
 type Item = Record<string, unknown>;
 
-/** a list read from DynamoDB, reused for `cacheMs` (a failed read is not kept) */
-export class CachedList<T> {
-  private cached: { at: number; list: Promise<T[]> } | undefined;
-  private readonly cacheMs: number;
-  private readonly load: () => Promise<T[]>;
-
-  constructor(cacheMs: number, load: () => Promise<T[]>) {
-    this.cacheMs = cacheMs;
-    this.load = load;
-  }
-
-  get(): Promise<T[]> {
-    const now = Date.now();
-    if (this.cached && now - this.cached.at < this.cacheMs) return this.cached.list;
-    const list = this.load();
-    this.cached = { at: now, list };
-    list.catch(() => {
-      if (this.cached?.list === list) this.cached = undefined;
-    });
-    return list;
-  }
-
-  drop(): void {
-    this.cached = undefined;
-  }
-}
 
 /** every item of one partition (consistent reads), optionally under an sk prefix */
 export async function queryAll(s: Doc, table: string, pk: string, skPrefix?: string): Promise<Item[]> {

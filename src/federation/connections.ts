@@ -22,6 +22,7 @@ import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/li
 import type { JWK } from 'jose';
 import type { Storage } from '../storage/index.ts';
 import { isConditionFailed, sendOrUnavailable } from '../storage/errors.ts';
+import { CachedList } from '../storage/cached-list.ts';
 import type { Keyring } from '../keys/types.ts';
 import { generateSigningJwk } from '../keys/generate.ts';
 import {
@@ -233,15 +234,14 @@ export interface ConnectionStoreOptions {
 export class ConnectionStore {
   private readonly storage: Pick<Storage, 'doc' | 'tables'>;
   private readonly keyring: Pick<Keyring, 'wrap' | 'unwrap'>;
-  private readonly cacheMs: number;
-  private cached: { at: number; list: Promise<Connection[]> } | undefined;
+  private readonly cache: CachedList<Connection>;
   /** sealed value -> opened value (secrets, private JWKs), so unchanged ones are not unwrapped again */
   private readonly opened = new Map<string, string>();
 
   constructor(storage: Pick<Storage, 'doc' | 'tables'>, keyring: Pick<Keyring, 'wrap' | 'unwrap'>, opts: ConnectionStoreOptions = {}) {
     this.storage = storage;
     this.keyring = keyring;
-    this.cacheMs = opts.cacheMs ?? DEFAULT_CACHE_MS;
+    this.cache = new CachedList(opts.cacheMs ?? DEFAULT_CACHE_MS, () => this.load());
   }
 
   private get table(): string {
@@ -250,19 +250,12 @@ export class ConnectionStore {
 
   /** every connection, sorted by id, secrets opened (cached for cacheMs) */
   list(): Promise<Connection[]> {
-    const now = Date.now();
-    if (this.cached && now - this.cached.at < this.cacheMs) return this.cached.list;
-    const list = this.load();
-    this.cached = { at: now, list };
-    list.catch(() => {
-      if (this.cached?.list === list) this.cached = undefined;
-    });
-    return list;
+    return this.cache.get();
   }
 
   /** drops the cached list: the next read sees other processes' changes at once */
   forget(): void {
-    this.cached = undefined;
+    this.cache.drop();
   }
 
   async get(id: string): Promise<Connection | undefined> {
@@ -375,7 +368,7 @@ export class ConnectionStore {
       if (isConditionFailed(err)) throw new ConnectionExists(c.id);
       throw err;
     } finally {
-      this.cached = undefined;
+      this.cache.drop();
     }
     return this.open(item);
   }
@@ -403,7 +396,7 @@ export class ConnectionStore {
       if (isConditionFailed(err)) throw new ConnectionConflict(id);
       throw err;
     } finally {
-      this.cached = undefined;
+      this.cache.drop();
     }
     return this.open(item);
   }
@@ -420,7 +413,7 @@ export class ConnectionStore {
       if (!isConditionFailed(err)) throw err;
       throw (await this.read(id)) ? new ConnectionConflict(id) : new ConnectionNotFound(id);
     } finally {
-      this.cached = undefined;
+      this.cache.drop();
     }
   }
 }
