@@ -2,7 +2,8 @@
 // (bench/lib/import-file.ts) against embedded dynalite served by its own
 // process, with its resident set size read from /proc as it goes. The file's
 // read position (/proc/<pid>/fdinfo) tells how far the import has got: the RSS
-// is noted when it passes given lines (100k, 300k, …), so a run shows whether
+// is noted when it passes given lines (100k, 300k, …; the reader is at most
+// about 1 200 lines ahead of the rows in flight), so a run shows whether
 // memory grows with the file. The bench runs it (importAtScale) on a shorter
 // file; standalone it is the full run:
 //
@@ -49,6 +50,8 @@ function status(pid: number): { rss: number; hwm: number } | undefined {
 function readPosition(pid: number, file: string, fdHint: { fd?: string; done?: boolean }): number | undefined {
   if (fdHint.done) return Infinity;
   try {
+    // the descriptor may have been closed and its number given to something else
+    if (fdHint.fd && fs.readlinkSync(`/proc/${pid}/fd/${fdHint.fd}`) !== file) throw new Error('closed');
     if (!fdHint.fd) {
       for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
         try {
@@ -88,21 +91,25 @@ export async function importAtScale(opts: { rows: number; at: number[]; env: Rec
   const pending = [...opts.at].sort((a, b) => a - b).filter((l) => info.offsets[l] !== undefined);
   const checkpoints: ImportScaleResult['checkpoints'] = [];
   let peak = 0;
+  let last: { rss: number; hwm: number; atS: number } | undefined;
   const fdHint: { fd?: string; done?: boolean } = {};
+  const note = (line: number, st: { rss: number; hwm: number }, atS: number) => {
+    checkpoints.push({ line, rssMiB: Math.round(st.rss * 10) / 10, peakRssMiB: Math.round(st.hwm * 10) / 10, atS: Math.round(atS * 10) / 10, rowsPerSecondSoFar: Math.round(line / atS) });
+    opts.log?.(`  line ${line}: RSS ${st.rss.toFixed(1)} MiB (peak ${st.hwm.toFixed(1)}), ${atS.toFixed(0)} s, ${Math.round(line / atS)} lines/s so far`);
+  };
   const poll = setInterval(() => {
     const st = status(child.pid!);
     if (!st || !Number.isFinite(st.rss) || !Number.isFinite(st.hwm)) return;
     peak = Math.max(peak, st.hwm);
+    const atS = (performance.now() - started) / 1000;
+    last = { ...st, atS };
     const pos = readPosition(child.pid!, file, fdHint);
-    while (pos !== undefined && pending.length && pos >= info.offsets[pending[0]]) {
-      const line = pending.shift()!;
-      const atS = (performance.now() - started) / 1000;
-      checkpoints.push({ line, rssMiB: Math.round(st.rss * 10) / 10, peakRssMiB: Math.round(st.hwm * 10) / 10, atS: Math.round(atS * 10) / 10, rowsPerSecondSoFar: Math.round(line / atS) });
-      opts.log?.(`  line ${line}: RSS ${st.rss.toFixed(1)} MiB (peak ${st.hwm.toFixed(1)}), ${atS.toFixed(0)} s, ${Math.round(line / atS)} lines/s so far`);
-    }
+    while (pos !== undefined && pending.length && pos >= info.offsets[pending[0]]) note(pending.shift()!, st, atS);
   }, 50);
   const exitCode = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
   clearInterval(poll);
+  // lines the reader passed between the last two readings (the last ones of the file): the last reading, within 50 ms of the exit
+  if (exitCode === 0 && last) while (pending.length) note(pending.shift()!, last, last.atS);
   const wallS = (performance.now() - started) / 1000;
   fs.rmSync(file, { force: true });
   if (exitCode !== 0) throw new Error(`idp users import exited ${exitCode}: ${stderr.slice(-2000)}`);
