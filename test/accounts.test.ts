@@ -91,7 +91,7 @@ describe('accounts: legacy sign-in, upgrade, merge, erasure', function () {
     const line = idp.logs.find((l) => l.includes('"event":"password.migrated"'));
     expect(line, 'password.migrated log line').to.be.a('string');
     expect(JSON.parse(line!)).to.include({ sub: adaSub });
-    await idp.events.sink?.flush();
+    await idp.events.settled();
     const events = fs.readFileSync(path.join(idp.config.dataDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; sub: string; data: unknown });
     expect(events.filter((e) => e.type === 'password.migrated').map((e) => [e.sub, e.data])).to.deep.equal([[adaSub, { source: 'shop-ng', scheme: 'bcrypt' }]]);
     expect(idp.logs.join('') + JSON.stringify(events)).to.not.include(BCRYPT.password);
@@ -331,7 +331,7 @@ describe('accounts: legacy sign-in, upgrade, merge, erasure', function () {
   });
 
   it('no table, log line or event holds an e-mail, phone or name in plaintext', async () => {
-    await idp.events.sink?.flush();
+    await idp.events.settled();
     expectNoPii(await dumpTables(idp), 'tables');
     expectNoPii(idp.logs.join(''), 'logs');
     const eventsFile = path.join(idp.config.dataDir, 'events.jsonl');

@@ -116,7 +116,7 @@ describe('consent, admin consent and roles (the running IdP)', function () {
   const introspect = async (client: string, token: string) => oidc.tokenIntrospection(rps[client], token);
 
   async function events(): Promise<Array<{ type: string; sub?: string; clientId?: string; data?: Record<string, unknown> }>> {
-    await idp.events.sink?.flush();
+    await idp.events.settled();
     const f = path.join(idp.config.dataDir, 'events.jsonl');
     return fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l)) : [];
   }

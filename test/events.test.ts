@@ -7,8 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startFauxqs } from 'fauxqs';
 import { SQSClient, ReceiveMessageCommand, DeleteMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { createEvents, Events } from '../src/events/index.ts';
-import { SqsEventSink } from '../src/events/sqs-sink.ts';
+import { createEvents } from '../src/events/index.ts';
 import { createMessageSender, readOutbox } from '../src/events/messages.ts';
 import { createLogger } from '../src/logging/index.ts';
 import { tempDir, freePort } from './support/idp.ts';
@@ -70,27 +69,6 @@ describe('events', function () {
       await events.close();
       const got = await drain(client, queueUrl, 25);
       expect(new Set(got.map((g) => g.id as string))).to.deep.equal(ids);
-    });
-
-    it('spools events while SQS is down and delivers them when it is back', async () => {
-      const dir = tempDir();
-      const errors: unknown[] = [];
-      const sink = new SqsEventSink({ queueUrl, endpoint: server.address, region: 'us-east-1', dataDir: dir, retryMs: 200, onError: (e) => errors.push(e) });
-      const events = new Events(sink, silent);
-      await server.stop();
-      const sent = [events.emit('account.locked', { sub: 'u-a' }).id, events.emit('account.locked', { sub: 'u-b' }).id];
-      await sink.flush();
-      expect(errors.length).to.be.greaterThan(0);
-      const spooled = fs.readFileSync(sink.spoolFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l).id);
-      expect(spooled).to.deep.equal(sent);
-
-      server = await startFauxqs({ port, logger: false });
-      queueUrl = server.createQueue('idp-events').queueUrl;
-      // the retry timer re-sends without anyone publishing
-      const got = await drain(client, queueUrl, 2, 8000);
-      expect(got.map((g) => g.id).sort()).to.deep.equal([...sent].sort());
-      expect(fs.existsSync(sink.spoolFile)).to.equal(false);
-      await events.close();
     });
   });
 

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { FileEventSink } from './file-sink.ts';
 import { SqsEventSink } from './sqs-sink.ts';
 import type { Events } from './index.ts';
-import type { AuditEvent, EventSink } from './types.ts';
+import type { CloudEvent, EventSink } from './types.ts';
 
 export type Channel = 'email' | 'sms';
 
@@ -53,13 +53,15 @@ export class MessageSender {
 
   async send(m: OutgoingMessage): Promise<void> {
     const rendered = renderMessage(m);
-    const message: AuditEvent = {
-      id: crypto.randomUUID(), type: 'message.requested', time: new Date().toISOString(), sub: m.sub,
+    // the message itself (with the recipient) goes straight to the mail service's queue, never to the events table
+    const message: CloudEvent = {
+      specversion: '1.0', id: crypto.randomUUID(), type: 'message.requested', source: this.events.source, time: new Date().toISOString(),
+      ...(m.sub ? { subject: m.sub } : {}), datacontenttype: 'application/json',
       data: { channel: m.channel, to: m.to, template: m.template, ...rendered },
     };
-    this.sink.publish(message);
-    await this.sink.flush();
-    this.events.emit('message.requested', { sub: m.sub, data: { channel: m.channel, template: m.template } });
+    const failed = await this.sink.deliver([message]);
+    if (failed.length) throw new Error('the message could not be handed to the message service');
+    this.events.emit('message.requested', { sub: m.sub, data: { channel: m.channel, template: m.template, messageId: message.id } });
   }
 
   close(): Promise<void> {
@@ -78,13 +80,13 @@ export interface SenderConfig {
 export function createMessageSender(cfg: SenderConfig, events: Events): MessageSender {
   if (cfg.sender === 'sqs') {
     if (!cfg.messagesQueueUrl) throw new Error('MESSAGE_SENDER=sqs needs MESSAGES_QUEUE_URL');
-    return new MessageSender(new SqsEventSink({ queueUrl: cfg.messagesQueueUrl, endpoint: cfg.sqsEndpoint, region: cfg.region, dataDir: cfg.dataDir }), events);
+    return new MessageSender(new SqsEventSink({ queueUrl: cfg.messagesQueueUrl, endpoint: cfg.sqsEndpoint, region: cfg.region }), events);
   }
-  return new MessageSender(new FileEventSink(cfg.dataDir, undefined, 'outbox.jsonl'), events);
+  return new MessageSender(new FileEventSink(cfg.dataDir, 'outbox.jsonl'), events);
 }
 
 /** Reads the embedded outbox (for developers and tests). */
-export function readOutbox(file: string): Array<AuditEvent & { data: { channel: Channel; to: string; template: string; subject: string; text: string } }> {
+export function readOutbox(file: string): Array<CloudEvent & { sub?: string; data: { channel: Channel; to: string; template: string; subject: string; text: string } }> {
   let text = '';
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -130,13 +132,13 @@ export async function eraseFromOutbox(file: string, subs: readonly string[], rec
   let removed = 0;
   const keep = (text: string) => text.split('\n').filter((line) => {
     if (!line) return false;
-    let m: { sub?: unknown; data?: { to?: unknown } };
+    let m: { subject?: unknown; sub?: unknown; data?: { to?: unknown } };
     try {
       m = JSON.parse(line);
     } catch {
       return true;
     }
-    const gone = (typeof m.sub === 'string' && bySub.has(m.sub)) || (typeof m.data?.to === 'string' && byTo.has(m.data.to.toLowerCase()));
+    const gone = (typeof m.subject === 'string' && bySub.has(m.subject)) || (typeof m.sub === 'string' && bySub.has(m.sub)) || (typeof m.data?.to === 'string' && byTo.has(m.data.to.toLowerCase()));
     if (gone) removed++;
     return !gone;
   }).map((l) => `${l}\n`).join('');

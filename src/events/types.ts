@@ -1,33 +1,77 @@
-// The event seam: audit and lifecycle events (login.failed, account.locked,
-// password.migrated, mfa.reset, message.requested, ...). Publishing never
-// fails a request: sinks buffer, retry, and fall back to a local file.
-export interface AuditEvent {
-  /** unique id, for de-duplication by consumers */
+// The event seam: audit and lifecycle events as CloudEvents-style JSON
+// (docs/events.md lists every type). Events are recorded in the events table
+// with the state change that caused it (store.ts) and moved to a sink by the
+// publisher (publisher.ts); sinks only deliver.
+
+/** one event, as stored, published and shown in the audit log */
+export interface CloudEvent {
+  specversion: '1.0';
+  /** unique id: a redelivery after a crash carries the same id */
   id: string;
   /** dotted type, e.g. "password.migrated" */
   type: string;
+  /** the issuer of the IdP that recorded it */
+  source: string;
   /** ISO-8601 time */
   time: string;
-  /** the account concerned (a UUID, never an e-mail) */
+  /** the account `sub` or the client id concerned; never an e-mail */
+  subject?: string;
+  datacontenttype: 'application/json';
+  /** clientId, actor, requestId, reason and type-specific fields; no plaintext personal data */
+  data: Record<string, unknown>;
+}
+
+/** @deprecated the old name; every event is a CloudEvent now */
+export type AuditEvent = CloudEvent;
+
+/** What a caller says about an event; the CloudEvent is built from it. */
+export interface EventFields {
+  /** the account concerned (a UUID, never an e-mail): becomes the CloudEvent `subject` */
   sub?: string;
+  /** the client concerned: the `subject` when there is no `sub`; always `data.clientId` */
   clientId?: string;
+  /** who did it when not the user themself: an admin's `sub`, or "cli" */
+  actor?: string;
   requestId?: string;
   /** a reason code, e.g. "account_threshold" */
   reason?: string;
-  /** further fields; personal data is stripped (see redact) */
+  /** further fields; personal data and secrets are stripped (see redact) */
   data?: Record<string, unknown>;
 }
 
+export interface EventSpec extends EventFields { type: string }
+
+/** filter for the audit log; results come newest first */
+export interface AuditQuery {
+  /** the event subject: an account sub or a client id */
+  subject?: string;
+  /** events about a client: subject or data.clientId */
+  clientId?: string;
+  /** an exact type, or a prefix ending in "." ("user.") */
+  type?: string;
+  /** data.actor */
+  actor?: string;
+  /** ISO-8601 times, inclusive */
+  from?: string;
+  to?: string;
+  /** from the previous page */
+  cursor?: string;
+  /** 1..200, default 50 */
+  limit?: number;
+}
+
+export interface AuditPage { items: CloudEvent[]; cursor?: string }
+
+/** A sink delivers batches; what it could not deliver is tried again later by the publisher. */
 export interface EventSink {
   readonly kind: string;
-  publish(event: AuditEvent): void;
-  /** resolves when everything published so far was delivered or spooled */
-  flush(): Promise<void>;
+  /** resolves with the ids that were not delivered (all of them when it throws) */
+  deliver(events: CloudEvent[]): Promise<string[]>;
   close(): Promise<void>;
 }
 
 /** Keys that must never reach an event: personal data and secrets. */
-const FORBIDDEN = /^(e-?mail|phone|phone_?number|name|given_?name|family_?name|password|secret|code|otp|token|address|birthdate)$/i;
+const FORBIDDEN = /^(e-?mail|phone|phone_?number|name|given_?name|family_?name|password|secret|code|otp|token|address|birthdate|username|login|ip)$/i;
 
 export function redact(data: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
   if (!data) return undefined;
