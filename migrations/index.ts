@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Storage } from '../src/storage/index.ts';
-import { TABLES, createTableInput } from './tables.ts';
+import { TABLES, createTableInput, eventsTableInput } from './tables.ts';
 
 export interface Migration {
   version: number;
@@ -17,9 +17,9 @@ export interface Migration {
 // errors are matched by name: emulators and real DynamoDB agree on names, not on messages
 const errorName = (err: unknown) => (err as Error)?.name;
 
-async function ensureTable(storage: Storage, tableName: string, ttlAttribute?: string): Promise<void> {
+async function ensureTable(storage: Storage, tableName: string, ttlAttribute?: string, input = createTableInput(tableName)): Promise<void> {
   try {
-    await storage.raw.send(new CreateTableCommand(createTableInput(tableName)));
+    await storage.raw.send(new CreateTableCommand(input));
   } catch (err) {
     if (errorName(err) !== 'ResourceInUseException') throw err;
   }
@@ -146,6 +146,13 @@ export const MIGRATIONS: Migration[] = [
     async up(storage) {
       await ensureTable(storage, storage.tables.datakeys);
       await moveDataKeys(storage);
+    },
+  },
+  {
+    version: 3,
+    name: 'events stored with their changes, and the audit log (table events)',
+    async up(storage) {
+      await ensureTable(storage, storage.tables.events, 'expiresAt', eventsTableInput(storage.tables.events));
     },
   },
 ];

@@ -12,6 +12,9 @@
 //  oidc      also per-account index: pk = "account#<sub>", sk = "<Model>#<id>" (Session, Grant)
 //  keys      wrapped key material (see src/keys)
 //  meta      schema version and other bookkeeping
+//  events    one item per recorded event: pk = "E#<id>", sk = "_" (src/events/store.ts), with
+//            three sparse indexes: `pending` (pq, pt) while undelivered, `log` (lm, lt) and
+//            `subject` (subj, lt) once recorded — the audit log, newest first
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import type { TableNames } from '../src/storage/tables.ts';
 
@@ -27,6 +30,24 @@ export const TABLES: TableSpec[] = [
   { name: 'datakeys' },
   { name: 'keys' },
 ];
+
+/** the events table: keys as every table, plus its three indexes */
+export function eventsTableInput(tableName: string): CreateTableCommandInput {
+  const base = createTableInput(tableName);
+  const index = (IndexName: string, hash: string, range: string) => ({
+    IndexName,
+    KeySchema: [{ AttributeName: hash, KeyType: 'HASH' as const }, { AttributeName: range, KeyType: 'RANGE' as const }],
+    Projection: { ProjectionType: 'ALL' as const },
+  });
+  return {
+    ...base,
+    AttributeDefinitions: [
+      ...base.AttributeDefinitions!,
+      ...['pq', 'pt', 'lm', 'lt', 'subj'].map((AttributeName) => ({ AttributeName, AttributeType: 'S' as const })),
+    ],
+    GlobalSecondaryIndexes: [index('pending', 'pq', 'pt'), index('log', 'lm', 'lt'), index('subject', 'subj', 'lt')],
+  };
+}
 
 export function createTableInput(tableName: string): CreateTableCommandInput {
   return {

@@ -30,7 +30,7 @@ import { interactionRouter } from './interactions/routes.ts';
 import { LoginFlow } from './interactions/flow.ts';
 import { passwordStrategy } from './interactions/strategies/password.ts';
 import { applySeedFile } from './provider/seed.ts';
-import { createEvents, type Events } from './events/index.ts';
+import { eventsFor, type Events } from './events/index.ts';
 import { createMessageSender, type MessageSender } from './events/messages.ts';
 import { createMfa, type Mfa } from './mfa/index.ts';
 import { createLockout, meteredHasher, type Lockout } from './lockout/index.ts';
@@ -91,7 +91,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const clientCache = new ClientCache();
     const registry = new Registry(storage, { clientCache, keyring });
     if (config.seedFile) await applySeedFile(config.seedFile, registry, log);
-    const events = createEvents({ sink: config.events.sink, sqsQueueUrl: config.events.sqsQueueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, log);
+    const events = eventsFor(config, storage, log, 'server');
     const messages = createMessageSender({ sender: config.messages.sender, messagesQueueUrl: config.messages.queueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, events);
     // the pages: branding and languages, the landing page and the 404 (README "Pages")
     const views = createViews({ brand: { productName: config.ui.productName, logoUrl: config.ui.logoUrl, stylesheet: brandStylesheetUrl(config.ui.primaryColor) }, defaultLocale: config.ui.defaultLocale });

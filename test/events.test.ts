@@ -38,7 +38,8 @@ describe('events', function () {
     await events.close();
     const lines = fs.readFileSync(path.join(dir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.map((l) => l.type)).to.deep.equal(['login.failed', 'account.locked']);
-    expect(lines[0].data).to.deep.equal({ attempt: 3, nested: { ok: true } });
+    expect(lines[0].data).to.deep.equal({ attempt: 3, nested: { ok: true }, reason: 'bad_password' });
+    expect(lines[0]).to.include({ specversion: '1.0', subject: 'u-1', datacontenttype: 'application/json' });
     expect(JSON.stringify(lines)).to.not.match(/ada@example\.com|2348030000001|"Ada"/);
     expect(lines[0].id).to.match(/^[0-9a-f-]{36}$/);
     expect(fs.statSync(path.join(dir, 'events.jsonl')).mode & 0o777).to.equal(0o600);

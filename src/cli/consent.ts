@@ -13,7 +13,7 @@ import { SCOPES } from '../provider/configuration.ts';
 import { openKeyring } from '../keys/index.ts';
 import { argon2Hasher } from '../accounts/hasher.ts';
 import { DynamoAccountStore } from '../accounts/dynamo-store.ts';
-import { createEvents } from '../events/index.ts';
+import { eventsFor } from '../events/index.ts';
 import { createLogger } from '../logging/index.ts';
 import { ConsentStore } from '../consent/store.ts';
 import { RoleStore } from '../consent/roles.ts';
@@ -95,7 +95,7 @@ export async function runConsent(cmd: string, args: string[], kit: CliKit): Prom
     const roles = new RoleStore(s, { cacheMs });
     const registry = new Registry(s);
     const emit = async (type: string, fields: { sub?: string; clientId?: string; data?: Record<string, unknown> }) => {
-      const events = createEvents({ sink: config.events.sink, sqsQueueUrl: config.events.sqsQueueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, createLogger('silent'));
+      const events = eventsFor(config, s, createLogger('silent'), 'cli');
       try {
         events.emit(type, { ...fields, reason: 'operator_cli' });
       } finally {

@@ -14,7 +14,7 @@ import { erasureHooks } from '../erasure-hooks.ts';
 import { importFile, type ImportSummary } from '../accounts/import.ts';
 import { loadLegacySecrets } from '../accounts/legacy-config.ts';
 import { PasswordPolicy } from '../passwords/policy.ts';
-import { createEvents } from '../events/index.ts';
+import { eventsFor } from '../events/index.ts';
 import { createLogger } from '../logging/index.ts';
 import {
   AccountExists, AccountNotFound, ConcurrentUpdate, isValidEmail, normalizePhone, type Account,
@@ -114,12 +114,14 @@ export async function withAccounts<T>(kit: CliKit, fn: (store: DynamoAccountStor
  */
 export async function lifecycleEvent(kit: CliKit, type: string, fields: { sub: string; data?: Record<string, unknown> }): Promise<void> {
   const { config } = kit;
-  const events = createEvents({ sink: config.events.sink, sqsQueueUrl: config.events.sqsQueueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, createLogger('silent'));
-  try {
-    events.emit(type, { ...fields, reason: 'operator_cli' });
-  } finally {
-    await events.close();
-  }
+  await kit.withStorage(config, async (s) => {
+    const events = eventsFor(config, s, createLogger('silent'), 'cli');
+    try {
+      await events.append(type, { ...fields, actor: 'cli', reason: 'operator_cli' });
+    } finally {
+      await events.close();
+    }
+  });
 }
 
 /** what an operator sees of one account; personal data only with --reveal */

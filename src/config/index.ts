@@ -57,7 +57,14 @@ export interface Config {
     /** JWKS_MAX_AGE_SECONDS: Cache-Control max-age of /jwks and discovery; a new key reaches every verifier before it signs */
     jwksMaxAgeSeconds: number;
   };
-  events: { sink: 'file' | 'sqs' | 'none'; sqsQueueUrl: string | undefined; sqsEndpoint: string | undefined };
+  events: {
+    sink: 'file' | 'sqs' | 'none'; sqsQueueUrl: string | undefined; sqsEndpoint: string | undefined;
+    /** `in-process`: each server publishes (and sweeps); `worker`: only `idp worker` sweeps (servers still send what they record) */
+    publisher: 'in-process' | 'worker';
+    retentionDays: number; sweepSeconds: number; recoverySeconds: number; failingAfter: number;
+    /** test hook (EVENTS_TEST_KILL_AFTER_WRITE): SIGKILL right after a change's write, before its events are confirmed */
+    testKillAfterWrite: boolean;
+  };
   messages: { sender: 'outbox' | 'sqs'; queueUrl: string | undefined };
   /** optional JSON file with { clients: [...], resourceServers: [...] } upserted at start */
   seedFile: string | undefined;
@@ -152,6 +159,15 @@ function int(env: Env, name: string, def: number, min: number, max: number): num
   if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
   const n = Number(raw);
   if (n < min || n > max) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got ${n}`);
+  return n;
+}
+
+/** a decimal number of seconds or the like, within [min, max] */
+function num(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw) || n < min || n > max) throw new ConfigError(`${name} must be a number from ${min} to ${max}, got "${raw}"`);
   return n;
 }
 
@@ -255,6 +271,12 @@ export function loadConfig(env: Env = process.env): Config {
       sink: oneOf(env, 'EVENTS_SINK', 'file', ['file', 'sqs', 'none'] as const),
       sqsQueueUrl: url(env, 'SQS_QUEUE_URL', undefined),
       sqsEndpoint: url(env, 'SQS_ENDPOINT', undefined),
+      publisher: oneOf(env, 'EVENTS_PUBLISHER', 'in-process', ['in-process', 'worker'] as const),
+      retentionDays: int(env, 'EVENTS_RETENTION_DAYS', 400, 1, 3650),
+      sweepSeconds: num(env, 'EVENTS_SWEEP_SECONDS', 5, 0.05, 3600),
+      recoverySeconds: num(env, 'EVENTS_RECOVERY_SECONDS', 30, 0.05, 3600),
+      failingAfter: int(env, 'EVENTS_FAILING_AFTER', 5, 1, 1000),
+      testKillAfterWrite: bool(env, 'EVENTS_TEST_KILL_AFTER_WRITE', false),
     },
     messages: {
       sender: oneOf(env, 'MESSAGE_SENDER', 'outbox', ['outbox', 'sqs'] as const),

@@ -9,7 +9,7 @@ import { createLogger } from '../logging/index.ts';
 import { openKeyring } from '../keys/index.ts';
 import { argon2Hasher } from '../accounts/hasher.ts';
 import { DynamoAccountStore } from '../accounts/dynamo-store.ts';
-import { createEvents } from '../events/index.ts';
+import { eventsFor } from '../events/index.ts';
 import { createGuard } from './index.ts';
 
 export const LOCKOUT_USAGE: Record<string, string> = {
@@ -34,7 +34,7 @@ export async function lockoutCommand(cmd: string, args: string[], config: Config
   const log = createLogger('silent');
   const data = await deps.withStorage(config, async (s) => {
     const keyring = await openKeyring(config, s);
-    const events = createEvents({ sink: config.events.sink, sqsQueueUrl: config.events.sqsQueueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, log);
+    const events = eventsFor(config, s, log, 'cli');
     try {
       const accounts = new DynamoAccountStore(s, argon2Hasher(config.argon2), keyring);
       const account = bySub ? await accounts.findBySub(bySub) : await accounts.findByLogin(byEmail!);

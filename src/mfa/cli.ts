@@ -7,7 +7,7 @@ import type { Storage } from '../storage/index.ts';
 import { openKeyring } from '../keys/index.ts';
 import { argon2Hasher } from '../accounts/hasher.ts';
 import { DynamoAccountStore } from '../accounts/dynamo-store.ts';
-import { createEvents } from '../events/index.ts';
+import { eventsFor } from '../events/index.ts';
 import { createLogger } from '../logging/index.ts';
 import { MfaService } from './service.ts';
 import { MfaStore } from './store.ts';
@@ -36,7 +36,7 @@ async function withMfa<T>(kit: MfaCliKit, fn: (mfa: MfaService, accounts: Dynamo
   const { config } = kit;
   return kit.withStorage(config, async (s) => {
     const keyring = await openKeyring(config, s);
-    const events = createEvents({ sink: config.events.sink, sqsQueueUrl: config.events.sqsQueueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, createLogger('silent'));
+    const events = eventsFor(config, s, createLogger('silent'), 'cli');
     try {
       const accounts = new DynamoAccountStore(s, argon2Hasher(config.argon2), keyring);
       const mfa = new MfaService({ store: new MfaStore(s), keys: accounts, events, config: config.mfa });

@@ -11,6 +11,7 @@ import { startEmbedded, type Embedded } from './embedded.ts';
 import { DynamoWire } from './wire.ts';
 import { leanOperation, sendLean } from './lean-doc.ts';
 import { Coalescer } from './coalesce.ts';
+import { scopedSend } from './write-scope.ts';
 
 export type DynamoClientKind = 'lean' | 'sdk';
 
@@ -81,8 +82,11 @@ export function documentClient(raw: DynamoDBClient, opts: { coalesce?: boolean }
     unmarshallOptions: { wrapNumbers: false },
   });
   const wire = wires.get(raw);
-  if (!wire) return doc;
   const sdkSend = doc.send.bind(doc);
+  if (!wire) {
+    doc.send = scopedSend(sdkSend) as typeof doc.send;
+    return doc;
+  }
   const direct = (command: { input: object }, options?: { abortSignal?: AbortSignal }) => {
     const op = leanOperation(command);
     return op ? sendLean(wire, op, command.input as Record<string, unknown>, options?.abortSignal) : sdkSend(command as never, options);
@@ -90,7 +94,8 @@ export function documentClient(raw: DynamoDBClient, opts: { coalesce?: boolean }
   const coalescer = opts.coalesce === false ? undefined : new Coalescer((c) => direct(c as { input: object }) as Promise<Record<string, unknown>>, KEY_ATTRIBUTES);
   const send = (command: { input: object }, options?: { abortSignal?: AbortSignal }) =>
     (options === undefined ? coalescer?.offer(command) : undefined) ?? direct(command, options);
-  doc.send = send as typeof doc.send;
+  // writes inside a write scope carry its marker (write-scope.ts: events stored with their change)
+  doc.send = scopedSend(send) as typeof doc.send;
   return doc;
 }
 

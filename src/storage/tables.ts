@@ -8,6 +8,8 @@ export interface TableNames {
   datakeys: string;
   keys: string;
   meta: string;
+  /** recorded events: the outbox and the audit log (src/events/store.ts) */
+  events: string;
 }
 
 export function tableNames(prefix: string): TableNames {
@@ -17,5 +19,6 @@ export function tableNames(prefix: string): TableNames {
     datakeys: `${prefix}datakeys`,
     keys: `${prefix}keys`,
     meta: `${prefix}meta`,
+    events: `${prefix}events`,
   };
 }
