@@ -9,7 +9,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import * as oidc from 'openid-client';
 import { GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { startTestIdp, tempDir, type TestIdp } from './support/idp.ts';
+import { readDelivered, startTestIdp, tempDir, type DeliveredEvent, type TestIdp } from './support/idp.ts';
 import {
   BCRYPT, BCRYPT_DAN, DRUPAL, HMAC, MD5, SHA256, SHA512, dumpTables, expectNoPii, firstPartyRp, signIn,
   writeLegacyFile, writeSecretsFile,
@@ -90,9 +90,9 @@ describe('accounts: legacy sign-in, upgrade, merge, erasure', function () {
     // the event: source and scheme, never the password
     const line = idp.logs.find((l) => l.includes('"event":"password.migrated"'));
     expect(line, 'password.migrated log line').to.be.a('string');
-    expect(JSON.parse(line!)).to.include({ sub: adaSub });
+    expect(JSON.parse(line!)).to.include({ subject: adaSub });
     await idp.events.settled();
-    const events = fs.readFileSync(path.join(idp.config.dataDir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; sub: string; data: unknown });
+    const events = readDelivered(idp.config.dataDir);
     expect(events.filter((e) => e.type === 'password.migrated').map((e) => [e.sub, e.data])).to.deep.equal([[adaSub, { source: 'shop-ng', scheme: 'bcrypt' }]]);
     expect(idp.logs.join('') + JSON.stringify(events)).to.not.include(BCRYPT.password);
     // recorded in the same conditional write as the upgrade
@@ -253,11 +253,8 @@ describe('accounts: legacy sign-in, upgrade, merge, erasure', function () {
   });
 
   /** the account lifecycle events written to the file sink so far */
-  function lifecycle(): Array<{ type: string; sub?: string; reason?: string; data?: Record<string, unknown> }> {
-    const f = path.join(idp.config.dataDir, 'events.jsonl');
-    if (!fs.existsSync(f)) return [];
-    return fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; sub?: string })
-      .filter((e) => e.type.startsWith('account.'));
+  function lifecycle(): DeliveredEvent[] {
+    return readDelivered(idp.config.dataDir).filter((e) => e.type.startsWith('account.') || e.type.startsWith('user.'));
   }
 
   async function expectCliError(argv: string[], message: RegExp) {
