@@ -249,7 +249,7 @@ export function eventsFor(config: Config, storage: Storage, log: Logger, role: '
     sink: e.sink, sqsQueueUrl: e.sqsQueueUrl, sqsEndpoint: e.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir,
     source: config.issuer, store: { doc: storage.doc, table: storage.tables.events }, retentionDays: e.retentionDays,
     sweep: role === 'worker' || (role === 'server' && e.publisher === 'in-process'),
-    publisher: { sweepMs: e.sweepSeconds * 1000, recoveryMs: e.recoverySeconds * 1000, failingAfter: e.failingAfter },
+    publisher: { sweepMs: e.sweepSeconds * 1000, recoveryMs: e.recoverySeconds * 1000, failingAfter: e.failingAfter, retryMaxMs: e.retryMaxSeconds * 1000 },
     killAfterWrite: e.testKillAfterWrite,
   }, log);
 }
