@@ -206,7 +206,8 @@ export class MfaService {
   /** removes every factor, pending enrolment and remembered device of the account */
   async reset(sub: string, by: 'admin' | 'user'): Promise<{ factors: boolean; devices: number }> {
     let r = { factors: false, devices: 0 };
-    await this.events.commit(() => ({ type: 'mfa.reset', sub, data: { by } }), async () => {
+    // the user removing their own factors is mfa.removed; an admin's reset is mfa.reset
+    await this.events.commit(() => ({ type: by === 'user' ? 'mfa.removed' : 'mfa.reset', sub, data: { by } }), async () => {
       r = await this.store.deleteAll(sub);
     });
     return r;
