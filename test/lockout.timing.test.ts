@@ -179,8 +179,8 @@ describe('lockout: waits, the next cycle, the permanent lock, the device counter
     expect(await idp.lockout.guard.state(sub)).to.include({ locked: true, permanent: false, reason: 'account_threshold' });
     await sleep(2100);
     expect(succeeded(await signIn(idp, fresh(), email, PASSWORD))).to.equal(true);
-    const locks = idp.logs.map((l) => JSON.parse(l) as { msg: string; event?: string; sub?: string; reason?: string })
-      .filter((l) => l.msg === 'event' && l.event === 'account.locked' && l.sub === sub).map((l) => l.reason);
+    const locks = idp.logs.map((l) => JSON.parse(l) as { msg: string; event?: string; subject?: string; reason?: string })
+      .filter((l) => l.msg === 'event' && l.event === 'account.locked' && l.subject === sub).map((l) => l.reason);
     expect(locks).to.deep.equal(['account_threshold', 'account_threshold', 'account_threshold']);
   });
 
@@ -200,8 +200,8 @@ describe('lockout: waits, the next cycle, the permanent lock, the device counter
     await typos();
     await sleep(2100);
     expect((await signIn(idp, home, email, PASSWORD)).status, 'lock 3: permanent').to.equal(429);
-    const locks = idp.logs.map((l) => JSON.parse(l) as { msg: string; event?: string; sub?: string; reason?: string })
-      .filter((l) => l.msg === 'event' && l.event === 'account.locked' && l.sub === sub).map((l) => l.reason);
+    const locks = idp.logs.map((l) => JSON.parse(l) as { msg: string; event?: string; subject?: string; reason?: string })
+      .filter((l) => l.msg === 'event' && l.event === 'account.locked' && l.subject === sub).map((l) => l.reason);
     expect(locks).to.deep.equal(['device_threshold', 'device_threshold', 'permanent_lock']);
     expect(await idp.cli('users', 'unlock', '--sub', sub)).to.include({ sub });
     expect(succeeded(await signIn(idp, home, email, PASSWORD))).to.equal(true);
@@ -215,8 +215,8 @@ describe('lockout: waits, the next cycle, the permanent lock, the device counter
     for (let i = 0; i < 2; i++) expect((await signIn(idp, home, email, `typo ${i}`)).status).to.equal(401);
     const refused = await signIn(idp, home, email, PASSWORD);
     expect(refused.status).to.equal(429);
-    const locks = idp.logs.map((l) => JSON.parse(l) as { msg: string; event?: string; sub?: string; reason?: string })
-      .filter((l) => l.msg === 'event' && l.event === 'account.locked' && l.sub === sub).map((l) => l.reason);
+    const locks = idp.logs.map((l) => JSON.parse(l) as { msg: string; event?: string; subject?: string; reason?: string })
+      .filter((l) => l.msg === 'event' && l.event === 'account.locked' && l.subject === sub).map((l) => l.reason);
     expect(locks).to.deep.equal(['device_threshold']);
     expect((await idp.lockout.guard.state(sub)).locked, 'the account itself').to.equal(false);
     expect(succeeded(await signIn(idp, fresh(), email, PASSWORD))).to.equal(true);

@@ -117,7 +117,7 @@ describe('password policy over HTTP: reset and change', function () {
     const ok = await attempt(P2);
     expect(ok.status).to.equal(200);
     expect(ok.html).to.contain(SELF_SERVICE_MESSAGES.passwordChanged);
-    expect(events(idp, 'password.changed').filter((e) => e.sub === sub).map((e) => e.reason)).to.deep.equal(['reset']);
+    expect(events(idp, 'password.reset').filter((e) => e.sub === sub).map((e) => e.reason)).to.deep.equal(['reset']);
     // the code worked once
     const again = await attempt('third good passphrase 77');
     expect(again.status).to.equal(401);

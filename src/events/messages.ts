@@ -7,6 +7,7 @@
 //           service may read it. The audit stream gets a PII-free event.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { ServiceUnavailable } from '../storage/errors.ts';
 import { FileEventSink } from './file-sink.ts';
 import { SqsEventSink } from './sqs-sink.ts';
 import type { Events } from './index.ts';
@@ -59,8 +60,14 @@ export class MessageSender {
       ...(m.sub ? { subject: m.sub } : {}), datacontenttype: 'application/json',
       data: { channel: m.channel, to: m.to, template: m.template, ...rendered },
     };
-    const failed = await this.sink.deliver([message]);
-    if (failed.length) throw new Error('the message could not be handed to the message service');
+    // holds a recipient and a code: never stored in the events table, so an outage is a 503 the user can retry
+    let failed: string[];
+    try {
+      failed = await this.sink.deliver([message]);
+    } catch (err) {
+      throw new ServiceUnavailable('the message service is temporarily unavailable, try again shortly', { cause: err });
+    }
+    if (failed.length) throw new ServiceUnavailable('the message service is temporarily unavailable, try again shortly');
     this.events.emit('message.requested', { sub: m.sub, data: { channel: m.channel, template: m.template, messageId: message.id } });
   }
 
