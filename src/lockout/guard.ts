@@ -284,10 +284,11 @@ export class DynamoLoginGuard implements LoginGuard {
   }
 
   /** clears every counter of the account (admin, self-service code, password reset) */
-  async unlock(sub: string, by: 'admin' | 'self_service' | 'password_reset' | 'second_factor', requestId?: string): Promise<{ cleared: number; wasLocked: boolean }> {
+  /** `record: false`: the caller records account.unlocked itself (the admin service, with the admin as actor) */
+  async unlock(sub: string, by: 'admin' | 'self_service' | 'password_reset' | 'second_factor', requestId?: string, opts: { record?: boolean } = {}): Promise<{ cleared: number; wasLocked: boolean }> {
     const before = await this.state(sub);
     const cleared = await this.deps.counters.clear(keys.account(sub));
-    if (by !== 'password_reset' || cleared > 0) {
+    if (opts.record !== false && (by !== 'password_reset' || cleared > 0)) {
       this.deps.events.emit('account.unlocked', { sub, reason: by, requestId, data: { cleared, wasLocked: before.locked, permanent: before.permanent } });
     }
     return { cleared, wasLocked: before.locked };

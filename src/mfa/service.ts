@@ -204,9 +204,9 @@ export class MfaService {
   }
 
   /** removes every factor, pending enrolment and remembered device of the account */
-  async reset(sub: string, by: 'admin' | 'user'): Promise<{ factors: boolean; devices: number }> {
+  async reset(sub: string, by: 'admin' | 'user', opts: { record?: boolean } = {}): Promise<{ factors: boolean; devices: number }> {
     const r = await this.store.deleteAll(sub);
-    this.events.emit('mfa.reset', { sub, data: { by, factors: r.factors, devices: r.devices } });
+    if (opts.record !== false) this.events.emit('mfa.reset', { sub, data: { by, factors: r.factors, devices: r.devices } });
     return r;
   }
 
@@ -243,10 +243,10 @@ export class MfaService {
     return ok;
   }
 
-  async revokeAllDevices(sub: string, by: 'user' | 'admin'): Promise<number> {
+  async revokeAllDevices(sub: string, by: 'user' | 'admin', opts: { record?: boolean } = {}): Promise<number> {
     let n = 0;
     for (const d of await this.store.listDevices(sub)) if (await this.store.deleteDevice(sub, d.sk)) n++;
-    if (n > 0) this.events.emit('mfa.device.revoked', { sub, data: { by, count: n } });
+    if (n > 0 && opts.record !== false) this.events.emit('mfa.device.revoked', { sub, data: { by, count: n } });
     return n;
   }
 
