@@ -240,6 +240,8 @@ function bodyProblem(err: unknown): { status: number; detail: string } | undefin
   if (e?.type === 'entity.parse.failed' || e?.type === 'request.aborted' || e?.type === 'request.size.invalid' || e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
     return { status: 400, detail: 'the request body is not valid JSON' };
   }
+  // @koa/bodyparser's own refusals (malformed JSON, a body too large): http errors with a 4xx status
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) return { status: e.status === 413 ? 413 : e.status === 415 ? 415 : 400, detail: e.status === 413 ? 'the request body is too large' : 'the request body is not valid JSON' };
   return undefined;
 }
 
