@@ -202,7 +202,7 @@ describe('admin API', function () {
     expect(doc.openapi).to.equal('3.1.0');
     const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} /admin/api/v1${p}`)).sort();
     const router = adminApiRouter({ issuer: idp.issuer, service: idp.admin, provider: () => idp.host.provider, jwks: () => [], storage: idp.storage, log: idp.log });
-    const routed = router.stack.flatMap((l) => l.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${l.path.replace(/:(\w+)/g, '{$1}')}`)).sort();
+    const routed = router.stack.flatMap((l) => l.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${String(l.path).replace(/:(\w+)/g, '{$1}')}`)).sort();
     expect(routed.length).to.be.above(15);
     expect(documented).to.deep.equal(routed);
   });

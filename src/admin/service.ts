@@ -176,9 +176,9 @@ export class AdminService {
 
   /** an account that exists, or NotFound (the sub is what the admin gave: no enumeration of e-mails here) */
   private async account(sub: unknown): Promise<Account> {
-    if (typeof sub !== 'string' || !SUB.test(sub)) throw new NotFound('no such user', 'sub');
+    if (typeof sub !== 'string' || !SUB.test(sub)) throw new NotFound('no account with that sub', 'sub');
     const a = await this.deps.accounts.findBySub(sub);
-    if (!a) throw new NotFound('no such user', 'sub');
+    if (!a) throw new NotFound(`no account ${sub}`, 'sub');
     return a;
   }
 
@@ -186,7 +186,7 @@ export class AdminService {
     try {
       return await fn();
     } catch (err) {
-      if (err instanceof AccountNotFound) throw new NotFound('no such user', 'sub');
+      if (err instanceof AccountNotFound) throw new NotFound(err.message, 'sub');
       if (err instanceof ConcurrentUpdate) throw new Conflict('the user changed at the same time; try again');
       throw err;
     }
@@ -295,8 +295,8 @@ export class AdminService {
 
   async merge(into: unknown, from: unknown, actor: Actor): Promise<MergeRecord> {
     const a = await this.account(into);
-    const b = await this.account(from).catch(() => {
-      throw new NotFound('no such user', 'from');
+    const b = await this.account(from).catch((err: unknown) => {
+      throw err instanceof NotFound ? new NotFound(err.message, 'from') : err;
     });
     if (a.sub === b.sub) throw new InvalidInput('from', 'from and into must differ');
     return this.write(() => this.deps.events.commit(this.spec('user.merged', actor, { sub: a.sub, data: { fromSub: b.sub } }), () => this.deps.accounts.merge(a.sub, b.sub)));
@@ -305,15 +305,16 @@ export class AdminService {
   async unmerge(mergeId: unknown, actor: Actor): Promise<MergeRecord> {
     if (typeof mergeId !== 'string' || !/^[\w-]{1,100}$/.test(mergeId)) throw new NotFound('no such merge', 'mergeId');
     const m = await this.deps.accounts.getMerge(mergeId);
-    if (!m || m.undoneAt) throw new NotFound('no such merge', 'mergeId');
+    if (!m) throw new NotFound(`no merge ${mergeId}`, 'mergeId');
+    if (m.undoneAt) throw new Conflict(`merge ${mergeId} was already undone`, 'mergeId');
     return this.write(() => this.deps.events.commit(this.spec('user.unmerged', actor, { sub: m.from ?? m.into, data: { mergeId, into: m.into } }), () => this.deps.accounts.unmerge(mergeId)));
   }
 
   /** erases an account: its data key, pointers, sessions, grants, tokens, lockout and MFA items */
   async erase(sub: unknown, actor: Actor): Promise<{ sub: string; erased: boolean }> {
-    if (typeof sub !== 'string' || !SUB.test(sub)) throw new NotFound('no such user', 'sub');
+    if (typeof sub !== 'string' || !SUB.test(sub)) throw new NotFound('no account with that sub', 'sub');
     const erased = await this.deps.events.commit(this.spec('user.deleted', actor, { sub }), () => this.deps.accounts.erase(sub));
-    if (!erased) throw new NotFound('no such user', 'sub');
+    if (!erased) throw new NotFound(`no account ${sub}`, 'sub');
     return { sub, erased };
   }
 
