@@ -197,6 +197,25 @@ describe('admin API', function () {
     expect(audit.items[0].data).to.include({ actor: 'ops' });
   });
 
+  it('the CLI runs the same actions (actor cli): users disable|enable|set-password, sessions list|revoke, audit', async () => {
+    const sub = (await idp.cli('users', 'add', '--email', 'cli-user@example.com', '--password', PASSWORD, '--email-verified') as { sub: string }).sub;
+    expect(await idp.cli('users', 'disable', '--sub', sub)).to.include({ sub, status: 'disabled' });
+    expect(await idp.cli('users', 'enable', '--sub', sub)).to.include({ sub, status: 'active' });
+    await idp.cli('users', 'set-password', '--sub', sub, '--password', 'another long passphrase 12');
+    expect((await signIn(idp, new UserAgent(idp.issuer), 'cli-user@example.com', 'another long passphrase 12')).offsite).to.be.a('string');
+    const sessions = await idp.cli('sessions', 'list', '--sub', sub) as { items: Array<{ kind: string; id: string }> };
+    const s = sessions.items.find((e) => e.kind === 'session')!;
+    expect(await idp.cli('sessions', 'revoke', '--sub', sub, '--id', s.id)).to.include({ kind: 'session', id: s.id });
+    const audit = await idp.cli('audit', '--subject', sub) as { items: Array<{ type: string; data: Record<string, unknown> }> };
+    expect(audit.items.map((e) => e.type)).to.include.members(['user.created', 'user.disabled', 'user.enabled', 'password.reset', 'token.revoked']);
+    for (const e of audit.items.filter((x) => x.type !== 'user.created' || x.data.actor)) expect(e.data.actor, e.type).to.equal('cli');
+    // refusals exit 2 with one line: an unknown account, a weak password, a bad limit
+    for (const argv of [['users', 'disable', '--sub', 'nope'], ['users', 'set-password', '--sub', sub, '--password', 'short'], ['audit', '--limit', '0']]) {
+      const err = await idp.cli(...argv).then(() => undefined, (e: Error) => e);
+      expect(err?.constructor.name, argv.join(' ')).to.equal('UsageError');
+    }
+  });
+
   it('the OpenAPI 3.1 document lists exactly the routes of the router', async () => {
     const doc = await (await fetch(`${api}/openapi.json`)).json() as { openapi: string; paths: Record<string, Record<string, unknown>> };
     expect(doc.openapi).to.equal('3.1.0');
