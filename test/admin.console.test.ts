@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { generate } from 'otplib';
 import { startTestIdp, type TestIdp } from './support/idp.ts';
 import { UserAgent, readForm } from './support/user-agent.ts';
+import { onMissingTranslation } from '../src/http/i18n.ts';
 
 const PASSWORD = 'a long enough passphrase 91';
 const secretIn = (html: string) => /id="totp-secret">([A-Z2-7 ]+)</.exec(html)?.[1].replace(/ /g, '');
@@ -108,6 +109,26 @@ describe('admin console', function () {
       const viewed = (await idp.events.query({ subject: userSub, type: 'user.viewed' })).items;
       expect(viewed.map((e) => e.data.actor)).to.deep.equal([adminSub]);
       expect(JSON.stringify(viewed)).to.not.contain('joe@example.com');
+    });
+
+    it('every console page is translated: fr and ar ask for no text the catalogues lack', async () => {
+      const misses: string[] = [];
+      const stop = onMissingTranslation((text, locale) => misses.push(`${locale}: ${text}`));
+      try {
+        for (const lang of ['fr', 'ar']) {
+          for (const p of ['/admin', '/admin/users?q=joe%40example.com', `/admin/users/${userSub}`, `/admin/users/${userSub}?reveal=1`, '/admin/clients', '/admin/clients/new', '/admin/clients/app', '/admin/audit', '/admin/audit?from=nonsense']) {
+            const res = await agent.request(`${idp.issuer}${p}`, { headers: { 'accept-language': lang } });
+            const html = await res.text();
+            expect(html, `${lang} ${p}`).to.contain(`<html lang="${lang}"`);
+          }
+          // a refused form, in the page's language
+          const res = await agent.request(`${idp.issuer}/admin/users/${userSub}/password`, { method: 'POST', form: { csrf, password: 'short' }, headers: { 'accept-language': lang } });
+          expect(res.status).to.equal(400);
+        }
+      } finally {
+        stop();
+      }
+      expect(misses).to.deep.equal([]);
     });
 
     it('signing out ends the console session', async () => {
