@@ -209,6 +209,12 @@ describe('admin API', function () {
     const audit = await idp.cli('audit', '--subject', sub) as { items: Array<{ type: string; data: Record<string, unknown> }> };
     expect(audit.items.map((e) => e.type)).to.include.members(['user.created', 'user.disabled', 'user.enabled', 'password.reset', 'token.revoked']);
     for (const e of audit.items.filter((x) => x.type !== 'user.created' || x.data.actor)) expect(e.data.actor, e.type).to.equal('cli');
+    // clients from the CLI are audited too
+    await idp.cli('clients', 'add', '--id', 'cli-app', '--public', '--redirect-uri', 'https://cli-app.example/cb');
+    await idp.cli('clients', 'update', '--id', 'cli-app', '--name', 'CLI app');
+    await idp.cli('clients', 'remove', '--id', 'cli-app');
+    const clientEvents = await idp.cli('audit', '--subject', 'cli-app') as { items: Array<{ type: string; data: Record<string, unknown> }> };
+    expect(clientEvents.items.map((e) => [e.type, e.data.actor])).to.deep.equal([['client.deleted', 'cli'], ['client.updated', 'cli'], ['client.created', 'cli']]);
     // refusals exit 2 with one line: an unknown account, a weak password, a bad limit
     for (const argv of [['users', 'disable', '--sub', 'nope'], ['users', 'set-password', '--sub', sub, '--password', 'short'], ['audit', '--limit', '0']]) {
       const err = await idp.cli(...argv).then(() => undefined, (e: Error) => e);
