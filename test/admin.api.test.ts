@@ -27,7 +27,7 @@ describe('admin API', function () {
     api = `${idp.issuer}/admin/api/v1`;
     await addClient(idp);
     const cli = { id: 'cli' };
-    for (const [id, scopes] of [['ops', ['admin:users', 'admin:clients', 'admin:sessions', 'admin:audit']], ['clients-only', ['admin:clients']], ['ungranted', []]] as const) {
+    for (const [id, scopes] of [['ops', ['admin:users', 'admin:clients', 'admin:sessions', 'admin:audit', 'admin:keys']], ['clients-only', ['admin:clients']], ['ungranted', []]] as const) {
       const r = await idp.admin.createClient({ client_id: id, grant_types: ['client_credentials'], admin_scopes: [...scopes] }, cli);
       secrets[id] = r.client_secret!;
     }
@@ -195,6 +195,24 @@ describe('admin API', function () {
     const audit = await (await call(`/audit?subject=${sub}&type=token.revoked`, tok)).json() as { items: Array<{ type: string; data: Record<string, unknown> }> };
     expect(audit.items).to.have.length(1);
     expect(audit.items[0].data).to.include({ actor: 'ops' });
+  });
+
+  it('keys: list the states, rotate one algorithm (key.rotated); a bad alg names the field', async () => {
+    const read = await token('ops', 'admin:keys:read');
+    const keys = await (await call('/keys', read)).json() as { items: Array<{ kind: string; state: string; alg?: string }> };
+    expect(keys.items.some((k) => k.kind === 'signing' && k.state === 'active')).to.equal(true);
+    expect(JSON.stringify(keys)).to.not.match(/"d"|private/i);
+    expect((await call('/keys/rotate', read, { method: 'POST', body: {} })).status, 'read only').to.equal(403);
+    const write = await token('ops', 'admin:keys');
+    const bad = await call('/keys/rotate', write, { method: 'POST', body: { alg: 'HS256' } });
+    expect(bad.status).to.equal(400);
+    expect(await bad.json()).to.include({ field: 'alg' });
+    const rotated = await call('/keys/rotate', write, { method: 'POST', body: { alg: 'ES256' } });
+    expect(rotated.status).to.equal(200);
+    const { actions } = await rotated.json() as { actions: Array<{ action: string; alg?: string }> };
+    expect(actions.some((a) => a.action === 'create' && a.alg === 'ES256')).to.equal(true);
+    const events = await auditOf({ type: 'key.rotated', actor: 'ops' });
+    expect(events).to.have.length(1);
   });
 
   it('the CLI runs the same actions (actor cli): users disable|enable|set-password, sessions list|revoke, audit', async () => {

@@ -168,6 +168,15 @@ export const ROUTES: ApiRoute[] = [
     run: ({ service, params, actor }: Call) => service.rotateClientSecret(params.id, actor),
   },
   {
+    method: 'get', path: '/keys', area: 'keys', access: 'read', summary: 'The signing and cookie keys: states and dates (no secret)',
+    run: async ({ service }: Call) => ({ items: await service.listKeys() }),
+  },
+  {
+    method: 'post', path: '/keys/rotate', area: 'keys', access: 'write', summary: 'Rotate: new keys as next (one algorithm with alg, the cookie key with cookie)',
+    body: { alg: { type: 'string' }, cookie: { type: 'boolean' } },
+    run: async ({ service, body, actor }: Call) => ({ actions: await service.rotateKeys(body, actor) }),
+  },
+  {
     method: 'get', path: '/audit', area: 'audit', access: 'read', summary: 'The audit log, newest first', query: ['subject', 'clientId', 'type', 'actor', 'from', 'to', ...listQuery],
     run: ({ service, query }: Call) => service.audit(query),
   },
@@ -290,7 +299,9 @@ async function authenticate(ctx: Context, deps: ApiDeps): Promise<Caller> {
   const client = await deps.provider().Client.find(clientId);
   if (!client) throw new Unauthorized('the access token\'s client no longer exists');
   const granted = new Set(String(client.metadata()[ADMIN_SCOPES_METADATA] ?? '').split(' ').filter(Boolean));
-  return { clientId, scopes: new Set(scope.split(' ').filter((s) => granted.has(s))) };
+  // a grant of admin:<area> covers its :read and :write variants too
+  const isGranted = (s: string) => granted.has(s) || granted.has(s.replace(/:(read|write)$/, ''));
+  return { clientId, scopes: new Set(scope.split(' ').filter(isGranted)) };
 }
 
 // ---- idempotency ----

@@ -21,6 +21,7 @@ import {
   AccountExists, AccountNotFound, ConcurrentUpdate, isValidEmail, normalizePhone, type Account, type AccountSummary, type MergeRecord,
 } from '../accounts/types.ts';
 import type { Registry } from '../provider/registry.ts';
+import type { KeyAction, KeyInfo, Keyring, SigningAlg } from '../keys/types.ts';
 import type { MfaService } from '../mfa/service.ts';
 import { MFA_POLICIES } from '../mfa/types.ts';
 import type { RoleStore } from '../consent/roles.ts';
@@ -50,6 +51,8 @@ export interface AdminDeps {
   roles: RoleStore;
   policy: PasswordPolicy;
   hasher: { hash(password: string): Promise<string> };
+  /** the signing and cookie keys: their states, and rotation (src/keys) */
+  keyring: Pick<Keyring, 'describe' | 'rotate' | 'algs'>;
   /** client metadata as oidc-provider validates it; throws with error_description */
   validateClient(metadata: Record<string, unknown>): Promise<void>;
 }
@@ -452,6 +455,22 @@ export class AdminService {
     this.guardConsole(raw.client_id);
     await this.deps.events.commit(this.spec('client.deleted', actor, { clientId: raw.client_id }), () => this.deps.registry.removeClient(raw.client_id));
     return { client_id: raw.client_id, deleted: true };
+  }
+
+  // ---- keys ----
+
+  /** the keys table as stored: states and dates, no secret */
+  async listKeys(): Promise<KeyInfo[]> {
+    return this.deps.keyring.describe();
+  }
+
+  /** new keys as `next` (published now, signing once they activate); running servers follow within KEYS_REFRESH_SECONDS */
+  async rotateKeys(input: { alg?: unknown; cookie?: unknown }, actor: Actor): Promise<KeyAction[]> {
+    const alg = str('alg', input.alg, 10) || undefined;
+    if (alg !== undefined && !(this.deps.keyring.algs as readonly string[]).includes(alg)) throw new InvalidInput('alg', `alg must be one of ${this.deps.keyring.algs.join(', ')}`);
+    const cookie = bool('cookie', input.cookie);
+    return this.deps.events.commit(this.spec('key.rotated', actor, { data: { alg: alg ?? 'all', cookie: cookie ?? !alg } }),
+      () => this.deps.keyring.rotate({ ...(alg ? { alg: alg as SigningAlg } : {}), ...(cookie ? { cookie } : {}) }));
   }
 
   // ---- audit ----

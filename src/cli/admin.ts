@@ -71,7 +71,7 @@ export async function withAdmin<T>(kit: CliKit, fn: (admin: AdminService) => Pro
         guard: createGuard({ config, storage: s, keyring, accounts, events, log }).guard,
         mfa: new MfaService({ store: new MfaStore(s), keys: accounts, events, config: config.mfa }),
         roles: new RoleStore(s, { cacheMs: 0 }),
-        policy: new PasswordPolicy(config.passwordPolicy, (hash, pw) => hasher.verify(hash, pw)), hasher,
+        policy: new PasswordPolicy(config.passwordPolicy, (hash, pw) => hasher.verify(hash, pw)), hasher, keyring,
         validateClient: (m) => validateClient(config, s, m, keyring),
       });
       try {
