@@ -6,6 +6,7 @@
 //  - a form without the CSRF token is refused and changes nothing;
 //  - every action from the console is an audit entry with the admin's sub;
 //  - the pages carry the strict CSP (no script, frame-ancestors 'none').
+import crypto from 'node:crypto';
 import { expect } from 'chai';
 import { generate } from 'otplib';
 import { startTestIdp, type TestIdp } from './support/idp.ts';
@@ -129,6 +130,25 @@ describe('admin console', function () {
         stop();
       }
       expect(misses).to.deep.equal([]);
+    });
+
+    it('a console session ends after ADMIN_SESSION_IDLE_SECONDS (900) without a request, and when the role is taken away', async () => {
+      // a session cookie as the console signs it (Koa's signed cookies: HMAC-SHA1 under the first cookie key)
+      const session = (seenAgo: number, sub = adminSub) => {
+        const t = Math.floor(Date.now() / 1000);
+        const value = Buffer.from(JSON.stringify({ sub, at: t - seenAgo - 10, seen: t - seenAgo, csrf: 'x'.repeat(32) })).toString('base64url');
+        const sig = crypto.createHmac('sha1', idp.keyring.cookieKeys()[0]).update(`idp.admin=${value}`).digest('base64').replace(/\/|\+|=/g, (x) => ({ '/': '_', '+': '-', '=': '' })[x]!);
+        const ua = new UserAgent(idp.issuer);
+        ua.jar.set('idp.admin', value);
+        ua.jar.set('idp.admin.sig', sig);
+        return ua;
+      };
+      expect((await session(60).request(`${idp.issuer}/admin/users`)).status).to.equal(200);
+      const idle = await session(901).request(`${idp.issuer}/admin/users`);
+      expect(idle.status).to.equal(303);
+      expect(idle.headers.get('location')).to.match(/^\/admin\/login/);
+      // a signed cookie of someone who is not (or no longer) an admin: 403
+      expect((await session(60, userSub).request(`${idp.issuer}/admin/users`)).status).to.equal(403);
     });
 
     it('signing out ends the console session', async () => {
