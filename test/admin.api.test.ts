@@ -9,6 +9,7 @@
 import crypto from 'node:crypto';
 import { expect } from 'chai';
 import { SignJWT, generateKeyPair } from 'jose';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { startTestIdp, type TestIdp } from './support/idp.ts';
 import { UserAgent } from './support/user-agent.ts';
 import { addClient, signIn } from './support/lockout.ts';
@@ -162,6 +163,10 @@ describe('admin API', function () {
     expect(again.status).to.equal(201);
     expect(again.headers.get('idempotent-replayed')).to.equal('true');
     expect(await again.json()).to.deep.equal(created);
+    // the kept response (with the secret) is not readable at rest
+    const meta = JSON.stringify((await idp.storage.doc.send(new ScanCommand({ TableName: idp.storage.tables.meta }))).Items);
+    expect(meta).to.contain('idem#');
+    expect(meta).to.not.contain(created.client_secret);
     const other = await call('/clients', tok, { method: 'POST', body: { ...body, client_name: 'Other' }, headers });
     expect(other.status).to.equal(422);
     // without the key, the same request is a conflict: the client exists

@@ -15,7 +15,9 @@
 //   - writes take an Idempotency-Key: the first response for a key, route and
 //     client is kept 24 h (meta table) and a repeat gets it back
 //     (Idempotent-Replayed: true); the same key with another body is 422,
-//     while the first is still running 409;
+//     while the first is still running 409. The kept response is sealed
+//     (AES-256-GCM) under a key derived from the Idempotency-Key, so a new
+//     client's secret is not readable at rest;
 //   - GET /openapi.json: the OpenAPI 3.1 document of exactly these routes
 //     (made from the same table; a test compares it with the router).
 import crypto from 'node:crypto';
@@ -310,6 +312,24 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 interface Kept { status: number; body: unknown; fingerprint: string; state: 'pending' | 'done'; expiresAt: number }
 
+function sealKept(body: unknown, key: Buffer): string {
+  const iv = crypto.randomBytes(12);
+  const c = crypto.createCipheriv('aes-256-gcm', key, iv);
+  const data = Buffer.concat([c.update(JSON.stringify(body), 'utf8'), c.final()]);
+  return [iv, c.getAuthTag(), data].map((b) => b.toString('base64url')).join('.');
+}
+
+function openKept(sealed: string, key: Buffer): unknown {
+  try {
+    const [iv, tag, data] = sealed.split('.').map((p) => Buffer.from(p, 'base64url'));
+    const d = crypto.createDecipheriv('aes-256-gcm', key, iv);
+    d.setAuthTag(tag);
+    return JSON.parse(Buffer.concat([d.update(data), d.final()]).toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 export function adminApiRouter(deps: ApiDeps): Router {
   const router = new Router({ prefix: ADMIN_API_PATH });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb' });
@@ -388,13 +408,18 @@ export function adminApiRouter(deps: ApiDeps): Router {
       if (!IDEMPOTENCY_KEY.test(key)) return problem(ctx, 400, 'Idempotency-Key must be 1 to 255 printable characters', { kind: 'invalid-input', field: 'Idempotency-Key' });
       const pk = `idem#${crypto.createHash('sha256').update(`${caller.clientId}\n${r.method} ${ctx.path}\n${key}`).digest('base64url')}`;
       const fingerprint = crypto.createHash('sha256').update(JSON.stringify(body)).digest('base64url');
+      // the kept response may carry a secret shown once (a new client's): sealed under a key made from the
+      // Idempotency-Key itself, which only the caller knows (the table holds a hash of it, made differently)
+      const sealKey = crypto.createHash('sha256').update(`idempotent-response\n${caller.clientId}\n${r.method} ${ctx.path}\n${key}`).digest();
       const now = Math.floor(Date.now() / 1000);
       const kept = (await deps.storage.doc.send(new GetCommand({ TableName: meta, Key: { pk, sk: '_' }, ConsistentRead: true }))).Item as Kept | undefined;
       if (kept && kept.expiresAt > now) {
         if (kept.fingerprint !== fingerprint) return problem(ctx, 422, 'this Idempotency-Key was used with another request body', { kind: 'idempotency-mismatch', field: 'Idempotency-Key' });
         if (kept.state === 'pending') return problem(ctx, 409, 'a request with this Idempotency-Key is still being processed', { kind: 'idempotency-pending', field: 'Idempotency-Key' });
+        const replay = openKept(String(kept.body), sealKey);
+        if (replay === undefined) return problem(ctx, 422, 'this Idempotency-Key was used with another request', { kind: 'idempotency-mismatch', field: 'Idempotency-Key' });
         ctx.set('Idempotent-Replayed', 'true');
-        return send({ status: kept.status, body: JSON.parse(String(kept.body)) as unknown });
+        return send({ status: kept.status, body: replay });
       }
       try {
         await deps.storage.doc.send(new PutCommand({
@@ -407,7 +432,7 @@ export function adminApiRouter(deps: ApiDeps): Router {
       }
       const res = await exec();
       if (res.status < 500) {
-        await deps.storage.doc.send(new PutCommand({ TableName: meta, Item: { pk, sk: '_', state: 'done', status: res.status, body: JSON.stringify(res.body ?? null), fingerprint, expiresAt: now + ttl } }));
+        await deps.storage.doc.send(new PutCommand({ TableName: meta, Item: { pk, sk: '_', state: 'done', status: res.status, body: sealKept(res.body ?? null, sealKey), fingerprint, expiresAt: now + ttl } }));
       } else {
         await deps.storage.doc.send(new DeleteCommand({ TableName: meta, Key: { pk, sk: '_' } }));
       }

@@ -57,7 +57,7 @@ function unb64<T>(v: string | undefined): T | undefined {
     return undefined;
   }
 }
-const safeBack = (v: unknown) => (typeof v === 'string' && /^\/admin(?:\/[\w\-./%?=&]*)?$/.test(v) && !v.includes('//') ? v : '/admin');
+const safeBack = (v: unknown) => (typeof v === 'string' && /^\/admin(?:\/[\w\-./%?=&]*)?$/.test(v) && !v.includes('//') && !v.includes('..') ? v : '/admin');
 const same = (a: string, b: unknown) => typeof b === 'string' && a.length === b.length && crypto.timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
 /** a message for a page: a catalogue text when the service's message is one, else the field named in a catalogue sentence */
