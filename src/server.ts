@@ -2,6 +2,7 @@
 // registry, views → provider → Koa app → HTTP server. Tests start it
 // in-process; src/main.ts starts it for `npm start`.
 import http from 'node:http';
+import type Koa from 'koa';
 import type { AddressInfo } from 'node:net';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import type { Config } from './config/index.ts';
@@ -27,7 +28,7 @@ import { interactionPipeline } from './provider/interaction-pipeline.ts';
 import { createApp } from './http/app.ts';
 import { brandStylesheetUrl, site } from './http/site.ts';
 import { interactionRouter } from './interactions/routes.ts';
-import { LoginFlow } from './interactions/flow.ts';
+import { LoginFlow, loginMethod } from './interactions/flow.ts';
 import { passwordStrategy } from './interactions/strategies/password.ts';
 import { applySeedFile } from './provider/seed.ts';
 import { eventsFor, type Events } from './events/index.ts';
@@ -81,6 +82,20 @@ export async function prepareStorage(config: Config, log: Logger, role: 'server'
     throw err;
   }
   return storage;
+}
+
+const REVOCATION = '/token/revocation';
+
+function revocationEvents(provider: Koa.Middleware, events: Events): Koa.Middleware {
+  return (ctx, next) => {
+    if (ctx.method !== 'POST' || ctx.path !== REVOCATION) return provider(ctx, next);
+    const oidc = () => ctx.oidc as unknown as { client?: { clientId: string }; entities?: Record<string, { accountId?: string; jti?: string; kind?: string }> } | undefined;
+    return events.commit(() => {
+      const token = Object.values(oidc()?.entities ?? {}).find((e) => e?.kind && e.kind !== 'Client');
+      const clientId = oidc()?.client?.clientId;
+      return { type: 'token.revoked', sub: token?.accountId, clientId, requestId: ctx.state.requestId as string | undefined, data: { by: 'client', kind: token?.kind } };
+    }, () => provider(ctx, next), { onlyIfWritten: true });
+  };
 }
 
 export async function startServer(config: Config, opts: { log?: Logger } = {}): Promise<RunningServer> {
@@ -140,7 +155,15 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
       .useExtension(federation.extension).useExtension(lockout.extension);
     // the steps after the first factor, in their order
     flow.useStep(lockout.expiryStep).useStep(federation.linkStep).useStep(mfa.loginStep);
-    const providerMw = host.middleware();
+    // login.succeeded is stored before the browser goes back to the app
+    flow.onSignedIn(async (ctx, details, who, result) => {
+      await events.append('login.succeeded', {
+        sub: who.accountId, clientId: String(details.params.client_id), requestId: ctx.state.requestId as string | undefined,
+        data: { method: loginMethod(result.amr), amr: result.amr },
+      });
+    });
+    // token.revoked: stored with the token's removal at the revocation endpoint (nothing removed, no event)
+    const providerMw = revocationEvents(host.middleware(), events);
 
     // the admin console and API (docs/admin.md): one service; the console's client, the API's resource server and the admin role made here
     const admin = new AdminService({

@@ -123,7 +123,8 @@ describe('admin console in a browser', function () {
     await page.locator('#audit-filter button[type="submit"]').click();
     await page.waitForURL(/subject=/);
     const filtered = await page.locator('#audit-events tr.audit-event').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-type')));
-    expect(filtered).to.deep.equal(['user.disabled']);
+    // newest first: the admin's disable, then the CLI's creation
+    expect(filtered).to.deep.equal(['user.disabled', 'user.created']);
     await shot('13-audit-filtered');
     expect(violations).to.deep.equal([]);
   });

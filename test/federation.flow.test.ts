@@ -7,7 +7,6 @@
 // e-mailed code, bound to one interaction), the takeover attempts, the
 // errors (none a 500), MFA and lockout after the upstream, the account page's
 // links, and upstream logout.
-import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { expect } from 'chai';
@@ -43,10 +42,7 @@ describe('federation: sign-in through upstream IdPs', function () {
   let entra: Upstream;
   let other: Upstream;
 
-  const events = () => {
-    const file = path.join(idp.env.DATA_DIR, 'events.jsonl');
-    return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; sub?: string; data?: Record<string, unknown> }) : [];
-  };
+  const events = () => idp.delivered();
   const outbox = () => readOutbox(path.join(idp.env.DATA_DIR, 'outbox.jsonl')).map((m) => m.data);
 
   async function addConnection(input: Partial<ConnectionInput> & { id: string }) {
@@ -154,9 +150,9 @@ describe('federation: sign-in through upstream IdPs', function () {
       const claims = tokens.claims()!;
       expect(claims.sub).to.match(/^[0-9a-f-]{36}$/);
       expect(claims.amr).to.include('fed');
-      const created = events().find((e) => e.type === 'account.created' && e.sub === claims.sub);
+      const created = (await events()).find((e) => e.type === 'user.created' && e.sub === claims.sub);
       expect(created?.data?.provenance).to.equal('federated:corp');
-      expect(events().some((e) => e.type === 'federation.login' && e.sub === claims.sub)).to.equal(true);
+      expect((await events()).some((e) => e.type === 'federation.login' && e.sub === claims.sub)).to.equal(true);
       const again = await viaButton('corp', 'new.hire@corp.example', corp.origin);
       const tokens2 = await finish(again.ua, again.auth, again.after);
       expect(tokens2.claims()!.sub).to.equal(claims.sub);
@@ -235,7 +231,7 @@ describe('federation: sign-in through upstream IdPs', function () {
       const tokens = await finish(r.ua, r.auth, right);
       expect(tokens.claims()!.sub).to.equal(adaSub);
       expect(tokens.claims()!.amr).to.include.members(['fed', 'pwd']);
-      expect(events().some((e) => e.type === 'federation.linked' && e.sub === adaSub && e.data?.via === 'prove')).to.equal(true);
+      expect((await events()).some((e) => e.type === 'federation.linked' && e.sub === adaSub && e.data?.via === 'prove')).to.equal(true);
       // linked now: the next upstream sign-in goes straight through
       const again = await viaButton('corp', 'ada@corp.example', corp.origin);
       expect((await finish(again.ua, again.auth, again.after)).claims()!.sub).to.equal(adaSub);
@@ -280,7 +276,7 @@ describe('federation: sign-in through upstream IdPs', function () {
       expect(refused?.message).to.match(/no link to connection other/);
       expect(await idp.cli('connections', 'unlink', '--sub', sub, '--connection', 'corp')).to.include({ removed: 1 });
       expect(await idp.cli('connections', 'links', '--sub', sub)).to.deep.equal([]);
-      expect(events().some((e) => e.type === 'federation.unlinked' && e.sub === sub && e.data?.by === 'operator')).to.equal(true);
+      expect((await events()).some((e) => e.type === 'federation.unlinked' && e.sub === sub && e.data?.by === 'operator')).to.equal(true);
       const again = await viaButton('corp', 'op@corp.example', corp.origin);
       expect(again.after.html).to.contain('Link your account');
     });
@@ -300,7 +296,7 @@ describe('federation: sign-in through upstream IdPs', function () {
       const info = await oidc.fetchUserInfo(rp, tokens.access_token, tokens.claims()!.sub);
       expect(info.email_verified).to.equal(false);
       // and the victim's password login still leads to the victim
-      expect(events().some((e) => e.type === 'federation.linked' && e.sub === victim)).to.equal(false);
+      expect((await events()).some((e) => e.type === 'federation.linked' && e.sub === victim)).to.equal(false);
     });
 
     it('an Entra user whose email was changed to a local user\'s address (no xms_edov) is not linked to it', async () => {
@@ -502,7 +498,7 @@ describe('federation: sign-in through upstream IdPs', function () {
       expect(bad.res.status).to.equal(403);
       const done = await page(l.ua, remove.action, { form: remove.fields });
       expect(done.html).to.contain('The sign-in was removed');
-      expect(events().some((e) => e.type === 'federation.unlinked' && e.sub === sub)).to.equal(true);
+      expect((await events()).some((e) => e.type === 'federation.unlinked' && e.sub === sub)).to.equal(true);
       // unlinked: the next upstream sign-in must prove the account again
       const again = await viaButton('corp', 'rm@corp.example', corp.origin);
       expect(again.after.html).to.contain('Link your account');

@@ -518,9 +518,10 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
     });
   }
 
-  async createFederated(input: { profile: Profile; link: FederatedKey & { via: FederatedLink['via'] } }): Promise<Account> {
+  /** `sub`: made by the caller when its events must name the account before it exists (src/events: commit) */
+  async createFederated(input: { profile: Profile; link: FederatedKey & { via: FederatedLink['via'] }; sub?: string }): Promise<Account> {
     const { link } = input;
-    const sub = crypto.randomUUID();
+    const sub = input.sub ?? crypto.randomUUID();
     const pk = this.fedPk(link);
     // the identity first: two first sign-ins at once make one account
     if (!(await this.putPointer({ pk, sk: '_', sub }, { expr: 'attribute_not_exists(pk)' }))) {

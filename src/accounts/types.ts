@@ -215,7 +215,7 @@ export interface FederationAccounts {
    * It takes the login pointer of its e-mail/phone only where that is free:
    * an address another account owns is stored, never taken over.
    */
-  createFederated(input: { profile: Profile; link: FederatedKey & { via: FederatedLink['via'] } }): Promise<Account>;
+  createFederated(input: { profile: Profile; link: FederatedKey & { via: FederatedLink['via'] }; sub?: string }): Promise<Account>;
 }
 
 /** Operator capabilities beside the login path (CLI). */

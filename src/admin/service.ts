@@ -44,7 +44,7 @@ export interface AdminDeps {
   registry: Registry;
   events: Events;
   guard: {
-    unlock(sub: string, by: 'admin', requestId?: string, opts?: { record?: boolean }): Promise<{ cleared: number; wasLocked: boolean }>;
+    unlock(sub: string, by: 'admin', requestId?: string, opts?: { actor?: string }): Promise<{ cleared: number; wasLocked: boolean }>;
     state(sub: string): Promise<{ locked: boolean; permanent: boolean; failures: number }>;
   };
   mfa: MfaService;
@@ -276,23 +276,24 @@ export class AdminService {
     return userView(changed);
   }
 
+  /** lifts a lockout; the lockout guard records account.unlocked (reason admin, this actor) with the counters' removal */
   async unlock(sub: unknown, actor: Actor): Promise<{ sub: string; wasLocked: boolean; cleared: number }> {
     const a = await this.account(sub);
-    const r = await this.deps.events.commit(this.spec('account.unlocked', actor, { sub: a.sub, reason: 'admin' }),
-      () => this.deps.guard.unlock(a.sub, 'admin', actor.requestId, { record: false }));
+    const r = await this.deps.guard.unlock(a.sub, 'admin', actor.requestId, { actor: actor.id });
     return { sub: a.sub, ...r };
   }
 
+  /** removes every second factor and remembered device; MFA records mfa.reset (this actor) with the removal */
   async resetMfa(sub: unknown, actor: Actor): Promise<{ sub: string; factors: boolean; devices: number }> {
     const a = await this.account(sub);
-    const r = await this.deps.events.commit(this.spec('mfa.reset', actor, { sub: a.sub, reason: 'admin' }), () => this.deps.mfa.reset(a.sub, 'admin', { record: false }));
+    const r = await this.deps.mfa.reset(a.sub, 'admin', { actor: actor.id, requestId: actor.requestId });
     return { sub: a.sub, ...r };
   }
 
+  /** forgets every remembered device; MFA records device.revoked (this actor) per device */
   async revokeDevices(sub: unknown, actor: Actor): Promise<{ sub: string; revoked: number }> {
     const a = await this.account(sub);
-    const n = await this.deps.events.commit(this.spec('device.revoked', actor, { sub: a.sub, reason: 'admin', data: { all: true } }),
-      () => this.deps.mfa.revokeAllDevices(a.sub, 'admin', { record: false }));
+    const n = await this.deps.mfa.revokeAllDevices(a.sub, 'admin', { actor: actor.id, requestId: actor.requestId });
     return { sub: a.sub, revoked: n };
   }
 
@@ -469,8 +470,12 @@ export class AdminService {
     const alg = str('alg', input.alg, 10) || undefined;
     if (alg !== undefined && !(this.deps.keyring.algs as readonly string[]).includes(alg)) throw new InvalidInput('alg', `alg must be one of ${this.deps.keyring.algs.join(', ')}`);
     const cookie = bool('cookie', input.cookie);
-    return this.deps.events.commit(this.spec('key.rotated', actor, { data: { alg: alg ?? 'all', cookie: cookie ?? !alg } }),
-      () => this.deps.keyring.rotate({ ...(alg ? { alg: alg as SigningAlg } : {}), ...(cookie ? { cookie } : {}) }));
+    const actions = await this.deps.keyring.rotate({ ...(alg ? { alg: alg as SigningAlg } : {}), ...(cookie ? { cookie } : {}) });
+    // recorded after the keys are stored, one per key, as `idp keys rotate` does (docs/events.md: key.rotated is not stored with its write)
+    for (const a of actions) {
+      if (a.action !== 'skip') await this.deps.events.append('key.rotated', { actor: actor.id, requestId: actor.requestId, reason: 'admin', data: { kind: a.kind, kid: a.kid, alg: a.alg, activates: (a as { at?: string }).at } });
+    }
+    return actions;
   }
 
   // ---- audit ----

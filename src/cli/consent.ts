@@ -94,10 +94,14 @@ export async function runConsent(cmd: string, args: string[], kit: CliKit): Prom
     const consents = new ConsentStore(s, { cacheMs });
     const roles = new RoleStore(s, { cacheMs });
     const registry = new Registry(s);
-    const emit = async (type: string, fields: { sub?: string; clientId?: string; data?: Record<string, unknown> }) => {
+    /** an operator's change, with its event stored with it (src/events: commit) */
+    const change = async <T>(type: string, fields: { sub?: string; clientId?: string; data?: Record<string, unknown> }, write: () => Promise<T>): Promise<T> => {
       const events = eventsFor(config, s, createLogger('silent'), 'cli');
       try {
-        events.emit(type, { ...fields, reason: 'operator_cli' });
+        // nothing changed (no such role or consent): no event
+        let out: T | undefined;
+        await events.commitIf({ type, ...fields, actor: 'cli', reason: 'operator_cli' }, async () => Boolean(out = await write()));
+        return out as T;
       } finally {
         await events.close();
       }
@@ -135,17 +139,15 @@ export async function runConsent(cmd: string, args: string[], kit: CliKit): Prom
         }
         const unknown = rest.filter((x) => !Object.values(what.resources).some((r) => r.includes(x)));
         if (unknown.length) throw usage(`${unknown.join(', ')}: neither an OpenID scope (${SCOPES.join(', ')}) nor a scope of a resource server named by --resource`);
-        const consent = await consents.grantAdmin(clientId, what, by);
-        await emit('consent.admin.granted', { clientId, data: { by, scopes: what.scope, claims, resources: what.resources } });
+        const consent = await change('consent.admin.granted', { clientId, data: { by, scopes: what.scope, claims, resources: what.resources } }, () => consents.grantAdmin(clientId, what, by));
         out.data = consent;
         out.lines.push(`admin consent for ${clientId}: ${[...what.scope, ...Object.entries(what.resources).map(([r, x]) => `${r} ${x.join(' ')}`)].join(', ')}${claims.length ? `; claims ${claims.join(' ')}` : ''} (by ${by})`);
         return out;
       }
       case 'consent revoke-admin': {
         const clientId = need('client');
-        const old = await consents.revokeAdmin(clientId, by);
+        const old = await change('consent.admin.revoked', { clientId, data: { by } }, () => consents.revokeAdmin(clientId, by));
         if (!old) throw new kit.UsageError(`no admin consent for client ${clientId}`);
-        await emit('consent.admin.revoked', { clientId, data: { by, scopes: old.scope, claims: old.claims, resources: old.resources } });
         out.data = { clientId, revoked: true, by };
         out.lines.push(`admin consent for ${clientId} withdrawn (by ${by})`);
         return out;
@@ -179,8 +181,8 @@ export async function runConsent(cmd: string, args: string[], kit: CliKit): Prom
         if (resource !== undefined && !(await registry.findResource(resource))) throw new kit.UsageError(`no resource server ${resource}`);
         const permissions = words(typeof v.permissions === 'string' ? v.permissions : undefined);
         if (resource !== undefined && permissions.length === 0) throw usage('--resource names where --permissions belong: give --permissions too');
-        const role = await roles.add(name, { description: typeof v.description === 'string' ? v.description : undefined, permissions, resource }).catch(fail);
-        await emit('role.saved', { data: { role: name, permissions: permissions.length, resource } });
+        const role = await change('role.saved', { data: { role: name, permissions: permissions.length, resource } },
+          () => roles.add(name, { description: typeof v.description === 'string' ? v.description : undefined, permissions, resource })).catch(fail);
         out.data = role;
         out.lines.push(`role ${name} saved: ${role.permissions.length} permission${role.permissions.length === 1 ? '' : 's'}`);
         return out;
@@ -194,8 +196,7 @@ export async function runConsent(cmd: string, args: string[], kit: CliKit): Prom
       }
       case 'roles remove': {
         const name = need('name');
-        if (!(await roles.remove(name))) throw new kit.UsageError(`no role ${name}`);
-        await emit('role.removed', { data: { role: name } });
+        if (!(await change('role.removed', { data: { role: name } }, () => roles.remove(name)))) throw new kit.UsageError(`no role ${name}`);
         out.data = { name, removed: true };
         out.lines.push(`role ${name} removed`);
         return out;
@@ -205,8 +206,8 @@ export async function runConsent(cmd: string, args: string[], kit: CliKit): Prom
         const names = (v.role as string[] | undefined) ?? [];
         if (names.length === 0) throw usage('missing --role');
         await knownAccount(sub);
-        const u = await (action === 'add' ? roles.assign(sub, names) : roles.assign(sub, [], names)).catch(fail);
-        await emit(action === 'add' ? 'roles.assigned' : 'roles.unassigned', { sub, data: { roles: names } });
+        const u = await change(action === 'add' ? 'roles.assigned' : 'roles.unassigned', { sub, data: { roles: names } },
+          () => (action === 'add' ? roles.assign(sub, names) : roles.assign(sub, [], names))).catch(fail);
         out.data = { sub, ...u };
         out.lines.push(`${sub} has roles: ${u.assigned.join(', ') || '(none)'}${Object.keys(u.federated).length ? ` (and from connections: ${Object.entries(u.federated).map(([c, r]) => `${c}: ${r.join(', ')}`).join('; ')})` : ''}`);
         return out;

@@ -2,6 +2,7 @@
 // `next` keys on demand. Neither opens a stored secret; `rotate` makes new key
 // material (locally wrapped, KMS-enveloped, or a new KMS key in kms-sign).
 // Running servers pick the change up within KEYS_REFRESH_SECONDS.
+import { eventsFor } from '../events/index.ts';
 import type { ParseArgsConfig } from 'node:util';
 import type { Config } from '../config/index.ts';
 import type { Storage } from '../storage/index.ts';
@@ -79,15 +80,22 @@ export async function keysCommand(cmd: string, args: string[], config: Config, d
   if (kmsKeyId !== undefined && (config.keys.mode !== 'kms-sign' || !alg)) throw deps.usage(cmd, '--kms-key-id needs KEYS_MODE=kms-sign and --alg');
   const actions = await deps.withStorage(config, async (s) => {
     const keyring = createKeyring(config, s, { log });
+    const events = eventsFor(config, s, log, 'cli');
     try {
-      return await keyring.rotate({
+      const done = await keyring.rotate({
         ...(alg ? { alg: alg as SigningAlg } : {}),
         ...(v.cookie ? { cookie: true } : {}),
         ...(activateIn !== undefined ? { activateInSeconds: activateIn } : {}),
         ...(kmsKeyId ? { kmsKeyId } : {}),
       });
+      // recorded after the key is stored (docs/events.md: key.rotated is not stored with its write)
+      for (const a of done) {
+        if (a.action !== 'skip') await events.append('key.rotated', { actor: 'cli', reason: 'operator_cli', data: { kind: a.kind, kid: a.kid, alg: a.alg, activates: a.at } });
+      }
+      return done;
     } finally {
       keyring.close();
+      await events.close();
     }
   });
   out.data = actions;

@@ -27,6 +27,7 @@ import { CONNECTIONS_HELP, CONNECTIONS_USAGE, runConnections } from './connectio
 import { LINKS_HELP, LINKS_USAGE, runLinks } from './links.ts';
 import { CONSENT_HELP, CONSENT_USAGE, runConsent } from './consent.ts';
 import { ADMIN_HELP, ADMIN_USAGE, CLI_ACTOR, runAdminCli, withAdmin } from './admin.ts';
+import { EVENTS_HELP, EVENTS_USAGE, runEvents } from './events.ts';
 
 export class UsageError extends Error {}
 
@@ -44,11 +45,12 @@ const USAGE: Record<string, string> = {
   ...LINKS_USAGE,
   ...DEMO_USAGE,
   ...CONSENT_USAGE,
+  ...EVENTS_USAGE,
   ...ADMIN_USAGE,
 };
 
 /** what each command and flag means (help.ts); a command missing here still gets a line per flag of its usage */
-const COMMAND_HELP: Record<string, CommandHelp> = { ...HELP, ...CLIENTS_HELP, ...USERS_HELP, ...CONNECTIONS_HELP, ...LINKS_HELP, ...DEMO_HELP, ...CONSENT_HELP, ...ADMIN_HELP };
+const COMMAND_HELP: Record<string, CommandHelp> = { ...HELP, ...CLIENTS_HELP, ...USERS_HELP, ...CONNECTIONS_HELP, ...LINKS_HELP, ...DEMO_HELP, ...CONSENT_HELP, ...EVENTS_HELP, ...ADMIN_HELP };
 
 function usageText(): string {
   return `usage:\n${Object.values(USAGE).map((u) => `  ${u}`).join('\n')}`;
@@ -129,7 +131,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
   argv = argv.filter((a) => a !== '--init');
   const [group, sub, ...rest] = argv;
   // one-word commands: their flags follow at once
-  const single = group === 'migrate' || group === 'demo' || group === 'audit';
+  const single = group === 'migrate' || group === 'demo' || group === 'worker' || group === 'audit';
   const cmd = single ? group : `${group ?? ''} ${sub ?? ''}`;
   const args = single ? argv.slice(1) : rest;
   if (!USAGE[cmd]) throw new UsageError(!group ? usageText() : (sub === undefined && groupUsage(group, USAGE)) || `unknown command "${cmd.trim()}"\n${usageText()}`);
@@ -146,6 +148,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
   if (Object.hasOwn(MFA_USAGE, cmd)) return done(runMfaCli(cmd, args, kit));
   if (Object.hasOwn(CONNECTIONS_USAGE, cmd)) return done(runConnections(cmd, args, kit));
   if (Object.hasOwn(LINKS_USAGE, cmd)) return done(runLinks(cmd, args, kit));
+  if (Object.hasOwn(EVENTS_USAGE, cmd)) return done(runEvents(cmd, args, { ...kit, parse: (c, a, o) => parse(c, a, o) }));
   const withStorage = store.withStorage;
 
   switch (cmd) {

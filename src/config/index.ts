@@ -62,7 +62,7 @@ export interface Config {
     sink: 'file' | 'sqs' | 'none'; sqsQueueUrl: string | undefined; sqsEndpoint: string | undefined;
     /** `in-process`: each server publishes (and sweeps); `worker`: only `idp worker` sweeps (servers still send what they record) */
     publisher: 'in-process' | 'worker';
-    retentionDays: number; sweepSeconds: number; recoverySeconds: number; failingAfter: number;
+    retentionDays: number; sweepSeconds: number; recoverySeconds: number; failingAfter: number; retryMaxSeconds: number;
     /** test hook (EVENTS_TEST_KILL_AFTER_WRITE): SIGKILL right after a change's write, before its events are confirmed */
     testKillAfterWrite: boolean;
   };
@@ -279,6 +279,7 @@ export function loadConfig(env: Env = process.env): Config {
       sweepSeconds: num(env, 'EVENTS_SWEEP_SECONDS', 5, 0.05, 3600),
       recoverySeconds: num(env, 'EVENTS_RECOVERY_SECONDS', 30, 0.05, 3600),
       failingAfter: int(env, 'EVENTS_FAILING_AFTER', 5, 1, 1000),
+      retryMaxSeconds: num(env, 'EVENTS_RETRY_MAX_SECONDS', 300, 0.05, 86400),
       testKillAfterWrite: bool(env, 'EVENTS_TEST_KILL_AFTER_WRITE', false),
     },
     messages: {

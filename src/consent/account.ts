@@ -81,11 +81,14 @@ export function connectedApps(deps: ConnectedAppsDeps): { section: AccountPageSe
     const fields = ((ctx.request as unknown as { body?: Record<string, unknown> }).body ?? {});
     verifyAccountCsrf(ctx, s, fields.csrf);
     const clientId = typeof fields.client === 'string' && fields.client.length <= 256 ? fields.client : '';
-    const removed = clientId ? await deps.store.removeApp(s.accountId, clientId) : undefined;
+    const removed = clientId
+      ? await deps.events.commit({ type: 'consent.revoked', sub: s.accountId, clientId, requestId: ctx.state.requestId, data: { by: 'user' } },
+        () => deps.store.removeApp(s.accountId, clientId), { onlyIfWritten: true })
+      : undefined;
     if (!removed) throw new InteractionError(400, 'invalid_request', 'That app is not connected to your account.', [{ href: '/account', text: 'Back to your account' }]);
     const grants = Object.keys(removed.grants);
-    await Promise.all(grants.map((g) => revokeGrant(provider, g)));
-    deps.events.emit('consent.revoked', { sub: s.accountId, clientId, requestId: ctx.state.requestId, data: { by: 'user', grants: grants.length, scopes: removed.scope } });
+    await Promise.all(grants.map((g) => deps.events.commit({ type: 'token.revoked', sub: s.accountId, clientId, requestId: ctx.state.requestId, data: { grantId: g, by: 'user', why: 'consent_revoked' } },
+      () => revokeGrant(provider, g), { onlyIfWritten: true })));
     ctx.status = 303;
     ctx.redirect('/account?done=app-removed');
   });

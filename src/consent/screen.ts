@@ -23,9 +23,8 @@ import type { ConsentStore } from './store.ts';
 import { optionalScopes } from './grants.ts';
 import { type ConsentScope, words } from './types.ts';
 
-export interface EventsLike {
-  emit(type: string, fields: { sub?: string; clientId?: string; reason?: string; requestId?: string; data?: Record<string, unknown> }): unknown;
-}
+export type { EventRecorder as EventsLike } from '../events/types.ts';
+import type { EventRecorder as EventsLike } from '../events/types.ts';
 
 export interface ConsentScreenDeps {
   provider: () => Provider;
@@ -88,14 +87,14 @@ export function consentScreen(deps: ConsentScreenDeps): { screen: ConsentScreen;
       // the grant and the account's consent record together (the grant's id first)
       grant.jti ||= (grant as unknown as { generateTokenId(): string }).generateTokenId();
       const grantId = grant.jti;
-      await Promise.all([
+      // stored with the consent record (the grant's own write is held by the interaction pipeline)
+      await deps.events.commit({
+        type: 'consent.granted', sub, clientId, requestId: ctx.state.requestId,
+        data: { scopes: allowed.scope, claims: allowed.claims, resources: allowed.resources, declined, grantId },
+      }, () => Promise.all([
         grant.save(),
         deps.store.recordConsent(sub, clientId, allowed, declined, { id: grantId, exp: Math.floor(Date.now() / 1000) + deps.grantTtlSeconds }),
-      ]);
-      deps.events.emit('consent.granted', {
-        sub, clientId, requestId: ctx.state.requestId,
-        data: { scopes: allowed.scope, claims: allowed.claims, resources: allowed.resources, declined, grantId },
-      });
+      ]));
       return firstTime ? { grantId } : {};
     },
   };

@@ -17,9 +17,9 @@ import { FileEventSink } from './file-sink.ts';
 import { SqsEventSink } from './sqs-sink.ts';
 import { EventStore } from './store.ts';
 import { Publisher, type PublisherOptions } from './publisher.ts';
-import { redact, type AuditPage, type AuditQuery, type CloudEvent, type EventFields, type EventSink, type EventSpec } from './types.ts';
+import { redact, type AuditPage, type AuditQuery, type CloudEvent, type EventFields, type EventRecorder, type EventSink, type EventSpec, type Specs } from './types.ts';
 
-export type { AuditEvent, AuditPage, AuditQuery, CloudEvent, EventFields, EventSink, EventSpec } from './types.ts';
+export type { AuditEvent, AuditPage, AuditQuery, CloudEvent, EventFields, EventRecorder, EventSink, EventSpec, Specs } from './types.ts';
 export { EventsInvalid } from './store.ts';
 
 export interface EventsConfig {
@@ -50,7 +50,7 @@ export interface EventsOptions {
   killAfterWrite?: boolean;
 }
 
-export class Events {
+export class Events implements EventRecorder {
   readonly sink: EventSink | undefined;
   readonly source: string;
   readonly store: EventStore | undefined;
@@ -96,34 +96,54 @@ export class Events {
   /**
    * Runs `write` (a state change) and stores `specs` with it (store.ts): when
    * `write` throws (a failed conditional write), no event is recorded and the
-   * error goes to the caller. A write that never reaches the table inside
-   * `write` (nothing to change) still records the events, after it.
+   * error goes to the caller. `specs` may be a function: it is called at the
+   * change's first write (or after `write`), when ids made inside are known.
+   * When nothing was written inside `write`, the events are recorded after it,
+   * unless `onlyIfWritten` (then: no change, no event).
    */
-  async commit<T>(specs: EventSpec | EventSpec[], write: () => Promise<T>): Promise<T> {
-    const events = (Array.isArray(specs) ? specs : [specs]).map((s) => this.build(s));
+  async commit<T>(specs: Specs, write: () => Promise<T>, opts: { onlyIfWritten?: boolean } = {}): Promise<T> {
+    let events: CloudEvent[] | undefined;
+    const built = () => (events ??= [typeof specs === 'function' ? specs() : specs].flat().map((s) => this.build(s)));
     const store = this.store;
     if (!store) {
       const result = await write();
-      this.after(events);
+      if (!opts.onlyIfWritten) this.after(built());
       return result;
     }
-    const scope: WriteScope = { marker: events[0]?.id ?? crypto.randomUUID(), writes: 0, beforeFirstWrite: (ref) => store.prepare(events, ref, scope.marker) };
+    const scope: WriteScope = { marker: crypto.randomUUID(), writes: 0, beforeFirstWrite: (ref) => store.prepare(built(), ref, scope.marker) };
     let result: T;
     try {
       result = await writeScopes.run(scope, write);
     } catch (err) {
-      if (scope.first) {
-        await store.discard(events.map((e) => e.id)).catch((e2: unknown) => this.log.warn({ err: { message: (e2 as Error).message } }, 'prepared events not discarded; the sweep settles them'));
+      if (scope.first && events) {
+        const ids = events.map((e) => e.id);
+        await store.discard(ids).catch((e2: unknown) => this.log.warn({ err: { message: (e2 as Error).message } }, 'prepared events not discarded; the sweep settles them'));
       }
       throw err;
     }
+    if (!scope.first && opts.onlyIfWritten) return result;
     if (this.killAfterWrite && scope.first) process.kill(process.pid, 'SIGKILL');
     const lease = this.publisher?.lease();
     const delivered = !this.sink;
-    if (scope.first) await store.confirm(events, { lease, delivered });
-    else await store.record(events, { lease, delivered });
-    this.after(events);
+    const list = built();
+    if (list.length === 0) return result;
+    if (scope.first) await store.confirm(list, { lease, delivered });
+    else await store.record(list, { lease, delivered });
+    this.after(list);
     return result;
+  }
+
+  async commitIf(specs: Specs, write: () => Promise<boolean>): Promise<boolean> {
+    const notDone = new Error('not done');
+    try {
+      return await this.commit(specs, async () => {
+        if (!(await write())) throw notDone;
+        return true;
+      });
+    } catch (err) {
+      if (err === notDone) return false;
+      throw err;
+    }
   }
 
   /** records an event of its own (not tied to a state write), in the background */
@@ -229,7 +249,7 @@ export function eventsFor(config: Config, storage: Storage, log: Logger, role: '
     sink: e.sink, sqsQueueUrl: e.sqsQueueUrl, sqsEndpoint: e.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir,
     source: config.issuer, store: { doc: storage.doc, table: storage.tables.events }, retentionDays: e.retentionDays,
     sweep: role === 'worker' || (role === 'server' && e.publisher === 'in-process'),
-    publisher: { sweepMs: e.sweepSeconds * 1000, recoveryMs: e.recoverySeconds * 1000, failingAfter: e.failingAfter },
+    publisher: { sweepMs: e.sweepSeconds * 1000, recoveryMs: e.recoverySeconds * 1000, failingAfter: e.failingAfter, retryMaxMs: e.retryMaxSeconds * 1000 },
     killAfterWrite: e.testKillAfterWrite,
   }, log);
 }

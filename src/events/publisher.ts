@@ -10,7 +10,7 @@
 //              `idp worker`) never deliver one event in a tight loop — and sent.
 // Delivered events are marked so on the condition that this publisher still
 // holds them; failures are retried with exponential backoff (1 s doubling to
-// 5 min) and, after EVENTS_FAILING_AFTER attempts, show as `failing` (still
+// EVENTS_RETRY_MAX_SECONDS, 5 min) and, after EVENTS_FAILING_AFTER attempts, show as `failing` (still
 // retried, counted by `idp events status` and the backlog metric). A crash
 // after the sink took an event and before it was marked means it is sent
 // again after the lease: consumers de-duplicate by `id`.
@@ -26,6 +26,8 @@ export interface PublisherOptions {
   failingAfter?: number;
   /** fast-path batching delay */
   flushMs?: number;
+  /** the longest wait between two attempts (the backoff doubles from 1 s up to it) */
+  retryMaxMs?: number;
 }
 
 const BATCH = 10;
@@ -47,7 +49,7 @@ export class Publisher {
     this.store = store;
     this.sink = sink;
     this.log = log;
-    this.opts = { leaseMs: 30_000, sweepMs: 5_000, recoveryMs: 30_000, failingAfter: 5, flushMs: 10, ...opts };
+    this.opts = { leaseMs: 30_000, sweepMs: 5_000, recoveryMs: 30_000, failingAfter: 5, flushMs: 10, retryMaxMs: 300_000, ...opts };
   }
 
   /** a lease for events recorded by this process, taken in the write that records them */
@@ -93,7 +95,7 @@ export class Publisher {
       await Promise.all(batch.map((e) => {
         if (!failed.has(e.id)) return this.store.delivered(e.id, this.owner);
         const n = (typeof attempts === 'function' ? attempts(e) : attempts) + 1;
-        const delay = Math.min(1000 * 2 ** (n - 1), 300_000) * (0.8 + Math.random() * 0.4);
+        const delay = Math.min(1000 * 2 ** (n - 1), this.opts.retryMaxMs) * (0.8 + Math.random() * 0.4);
         return this.store.failed(e.id, this.owner, n, Date.now() + Math.round(delay), reason, this.opts.failingAfter);
       }));
       if (failed.size) this.log.warn({ failed: failed.size, reason }, 'event delivery failed; will retry');

@@ -82,3 +82,18 @@ export function redact(data: Record<string, unknown> | undefined): Record<string
   }
   return out;
 }
+
+/** the events of a change: a spec, several, or a function giving them at the change's first write */
+export type Specs = EventSpec | EventSpec[] | (() => EventSpec | EventSpec[]);
+
+/** what the capabilities use of Events (src/events/index.ts) */
+export interface EventRecorder {
+  /** an event of its own, stored in the background */
+  emit(type: string, fields?: EventFields): unknown;
+  /** an event of its own, stored before it resolves */
+  append(type: string, fields?: EventFields): Promise<unknown>;
+  /** events stored with the state change `write` makes, or not at all when it fails */
+  commit<T>(specs: Specs, write: () => Promise<T>, opts?: { onlyIfWritten?: boolean }): Promise<T>;
+  /** commit() for a write that says whether it happened: false (a condition not met) records nothing */
+  commitIf(specs: Specs, write: () => Promise<boolean>): Promise<boolean>;
+}

@@ -61,8 +61,8 @@ export function accountLinks(deps: AccountLinksDeps): { section: AccountPageSect
     if (account.federated.length === 1 && !account.passwordHash) {
       throw new InteractionError(409, 'invalid_request', 'This is your only way to sign in, so it cannot be removed. Set a password first.', [{ href: '/account', text: 'Back to your account' }]);
     }
-    await deps.accounts.unlinkFederated(account.sub, link);
-    deps.events.emit('federation.unlinked', { sub: account.sub, requestId: ctx.state.requestId, data: { connection: link.connection, by: 'user' } });
+    await deps.events.commit({ type: 'federation.unlinked', sub: account.sub, requestId: ctx.state.requestId, data: { connection: link.connection, by: 'user' } },
+      () => deps.accounts.unlinkFederated(account.sub, link), { onlyIfWritten: true });
     ctx.status = 303;
     ctx.redirect('/account?done=unlinked');
   });

@@ -143,10 +143,10 @@ export function linkStep(deps: LinkStepDeps): { step: LoginStep; router: Router 
   /** the proof is right: link, then on with the flow */
   async function linked(ctx: Context, details: Details, item: LinkItem, proof: 'pwd' | 'email') {
     await send(new DeleteCommand({ TableName: table, Key: { pk: item.pk, sk: '_' } }));
-    await deps.accounts.linkFederated(item.sub, { connection: item.connection, issuer: item.issuer, subject: item.subject, via: 'prove' });
+    await deps.events.commit({ type: 'federation.linked', sub: item.sub, requestId: ctx.state.requestId, data: { connection: item.connection, via: 'prove', proof } },
+      () => deps.accounts.linkFederated(item.sub, { connection: item.connection, issuer: item.issuer, subject: item.subject, via: 'prove' }));
     const c = deps.onSignedIn && item.roleClaims ? await deps.connections?.get(item.connection) : undefined;
     if (c) await deps.onSignedIn!(item.sub, c, item.roleClaims!);
-    deps.events.emit('federation.linked', { sub: item.sub, requestId: ctx.state.requestId, data: { connection: item.connection, via: 'prove', proof } });
     deps.events.emit('federation.login', { sub: item.sub, clientId: String(details.params.client_id), requestId: ctx.state.requestId, data: { connection: item.connection, linked: true } });
     const who: Authenticated = { accountId: item.sub, amr: [...new Set([...item.amr, proof])] };
     await deps.flow.proceed(ctx, details, who, { after: LINK_STEP });

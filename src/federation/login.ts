@@ -68,9 +68,8 @@ const STATE_COOKIE = 'idp.fed';
 /** how long a browser may stay at the upstream */
 const FLOW_SECONDS = 15 * 60;
 
-export interface EventsLike {
-  emit(type: string, fields: { sub?: string; clientId?: string; reason?: string; requestId?: string; data?: Record<string, unknown> }): unknown;
-}
+export type { EventRecorder as EventsLike } from '../events/types.ts';
+import type { EventRecorder as EventsLike } from '../events/types.ts';
 
 /** what the login flow needs of the upstream client (upstream.ts) */
 export interface UpstreamPort {
@@ -164,7 +163,7 @@ export function federationLogin(deps: FederationLoginDeps) {
 
   function fail(ctx: Context, reason: string, message: string, status: number, uid?: string, fields: Record<string, unknown> = {}): never {
     log.warn({ requestId: ctx.state.requestId, event: 'federation.failed', reason, ...fields }, 'federated sign-in failed');
-    deps.events.emit('login.failed', { reason: `federation_${reason}`, requestId: ctx.state.requestId, data: { kind: 'federated', ...fields } });
+    deps.events.emit('login.failed', { reason: `federation_${reason}`, requestId: ctx.state.requestId, data: { kind: 'federated', method: 'federation', ...fields } });
     throw new FederationFailed(status, reason, message, uid);
   }
 
@@ -270,8 +269,8 @@ export function federationLogin(deps: FederationLoginDeps) {
       if (owner.status !== 'active') fail(ctx, 'inactive', REFUSALS.inactive, 403, uid, log);
       const ownerVerified = owner.email === id.email && owner.emailVerified;
       if (c.linking === 'verified-email' && c.trustEmailVerified && ownerVerified) {
-        const account = await deps.accounts.linkFederated(owner.sub, { ...key, via: 'verified-email' });
-        deps.events.emit('federation.linked', { sub: owner.sub, requestId: ctx.state.requestId, data: { connection: c.id, via: 'verified-email' } });
+        const account = await deps.events.commit({ type: 'federation.linked', sub: owner.sub, requestId: ctx.state.requestId, data: { connection: c.id, via: 'verified-email' } },
+          () => deps.accounts.linkFederated(owner.sub, { ...key, via: 'verified-email' }));
         await signedIn(owner.sub);
         return { accountId: owner.sub, amr, account };
       }
@@ -287,7 +286,12 @@ export function federationLogin(deps: FederationLoginDeps) {
   }
 
   async function signup(ctx: Context, c: Connection, id: UpstreamIdentity, key: FederatedKey, amr: string[]): Promise<Authenticated> {
-    const account = await deps.accounts.createFederated({
+    const sub = crypto.randomUUID();
+    const account = await deps.events.commit([
+      { type: 'user.created', sub, requestId: ctx.state.requestId, data: { provenance: `federated:${c.id}` } },
+      { type: 'federation.linked', sub, requestId: ctx.state.requestId, data: { connection: c.id, via: 'signup' } },
+    ], () => deps.accounts.createFederated({
+      sub,
       profile: {
         ...(id.email ? { email: id.email, emailVerified: id.emailVerified } : {}),
         ...(id.profile.phone ? { phone: id.profile.phone, phoneVerified: false } : {}),
@@ -297,9 +301,7 @@ export function federationLogin(deps: FederationLoginDeps) {
         ...(id.profile.extra ? { extra: id.profile.extra } : {}),
       },
       link: { ...key, via: 'signup' },
-    });
-    deps.events.emit('account.created', { sub: account.sub, requestId: ctx.state.requestId, data: { provenance: `federated:${c.id}` } });
-    deps.events.emit('federation.linked', { sub: account.sub, requestId: ctx.state.requestId, data: { connection: c.id, via: 'signup' } });
+    }));
     return { accountId: account.sub, amr, account };
   }
 

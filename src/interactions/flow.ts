@@ -67,12 +67,23 @@ export interface LoginPageExtension {
 
 export type Prepared = Map<string, Promise<unknown>>;
 
+/** after every step passed, before the result goes to oidc-provider (login.succeeded is recorded here) */
+export type SignedInHook = (ctx: Context, details: Details, who: Authenticated, result: LoginResult) => Promise<void>;
+
+/** how the first factor was proven, from the amr: "federation", "password", or the amr's first value */
+export function loginMethod(amr: readonly string[]): string {
+  if (amr.includes('fed')) return 'federation';
+  if (amr.includes('pwd')) return 'password';
+  return amr[0] ?? 'unknown';
+}
+
 export class LoginFlow {
   readonly provider: () => Provider;
   guard: LoginGuard = openGuard;
   private readonly strategyMap = new Map<string, LoginStrategy>();
   private readonly stepList: LoginStep[] = [];
   readonly extensions: LoginPageExtension[] = [];
+  private readonly signedInHooks: SignedInHook[] = [];
 
   constructor(provider: () => Provider) {
     this.provider = provider;
@@ -92,6 +103,11 @@ export class LoginFlow {
   useStep(step: LoginStep): this {
     if (this.stepList.some((s) => s.id === step.id)) throw new Error(`login step ${step.id} added twice`);
     this.stepList.push(step);
+    return this;
+  }
+
+  onSignedIn(hook: SignedInHook): this {
+    this.signedInHooks.push(hook);
     return this;
   }
 
@@ -139,6 +155,7 @@ export class LoginFlow {
       if (!outcome.done) return;
       result = { ...result, ...outcome.result, accountId: who.accountId };
     }
+    for (const hook of this.signedInHooks) await hook(ctx, details, who, result);
     await this.finish(ctx, details, { login: { ...result, remember: true } }, false);
   }
 

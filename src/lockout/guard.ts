@@ -36,9 +36,8 @@ export const REASONS = {
   permanent: 'permanent_lock',
 } as const;
 
-export interface EventsLike {
-  emit(type: string, fields: { sub?: string; reason?: string; requestId?: string; data?: Record<string, unknown> }): unknown;
-}
+export type { EventRecorder as EventsLike } from '../events/types.ts';
+import type { EventRecorder } from '../events/types.ts';
 
 export interface GuardDeps {
   config: LockoutConfig;
@@ -47,7 +46,7 @@ export interface GuardDeps {
   resolve(login: string): Promise<string | undefined>;
   /** keyed hash of an identifier that names no account */
   identifierHash(login: string): string;
-  events: EventsLike;
+  events: EventRecorder;
   log: Logger;
 }
 
@@ -200,9 +199,9 @@ export class DynamoLoginGuard implements LoginGuard {
       }
       return decision;
     }
-    this.deps.events.emit('login.failed', {
+    await this.deps.events.append('login.failed', {
       sub: plan.sub, reason: decision.reason, requestId: a.requestId,
-      data: { kind: a.kind, ip: a.ip, refused: true, enforced: this.mode === 'enforce', knownDevice: plan.knownDevice },
+      data: { kind: a.kind, method: a.kind, refused: true, enforced: this.mode === 'enforce', knownDevice: plan.knownDevice },
     });
     if (this.mode === 'dry-run') {
       this.deps.log.warn({ ...this.logFields(a, plan), lockout: 'dry-run', decision: 'deny', reason: decision.reason, retryAfterSeconds: decision.retryAfterSeconds }, 'lockout decision not enforced (dry-run)');
@@ -216,28 +215,32 @@ export class DynamoLoginGuard implements LoginGuard {
     const plan = await this.plan(a);
     // a caller that skipped check() still gets its failure counted
     if (!plan.checked) await this.admit(a, plan);
-    this.deps.events.emit('login.failed', {
+    // the counters were written in check(); the events are stored before the answer
+    const recorded: Array<Promise<unknown>> = [this.deps.events.append('login.failed', {
       sub: plan.sub, reason: a.kind === 'password' || a.kind === 'mfa' ? 'bad_credentials' : 'bad_code', requestId: a.requestId,
-      data: { kind: a.kind, ip: a.ip, knownDevice: plan.knownDevice },
-    });
+      data: { kind: a.kind, method: a.kind, knownDevice: plan.knownDevice },
+    })];
     let decision: Decision = { allowed: true };
     for (const { judge, result } of plan.admitted) {
       if (!result.last) continue;
       const reason = result.permanent ? REASONS.permanent : judge.spec.reason;
       const retryAfterSeconds = result.lockSeconds;
       if (judge.scope === 'ip') {
-        this.deps.events.emit('ip.throttled', { reason, requestId: a.requestId, data: { kind: a.kind, ip: a.ip, retryAfterSeconds, lock: result.lockNumber } });
+        recorded.push(this.deps.events.append('ip.throttled', { reason, requestId: a.requestId, data: { kind: a.kind, ipHash: sha256(a.ip ?? ''), retryAfterSeconds, lock: result.lockNumber } }));
+        // one IP failing across accounts: the IP counter counts every account's failures from it
+        recorded.push(this.deps.events.append('login.suspicious', { reason: 'ip_failing_across_accounts', requestId: a.requestId, data: { kind: a.kind, ipHash: sha256(a.ip ?? ''), failures: result.n } }));
       } else {
-        this.deps.events.emit('account.locked', {
+        recorded.push(this.deps.events.append('account.locked', {
           sub: plan.sub, reason, requestId: a.requestId,
-          data: { kind: a.kind, scope: judge.scope, permanent: result.permanent, retryAfterSeconds, lock: result.lockNumber, knownAccount: plan.sub !== undefined, ...(judge.scope === 'accountIp' ? { ip: a.ip } : {}) },
-        });
+          data: { kind: a.kind, scope: judge.scope, permanent: result.permanent, retryAfterSeconds, lock: result.lockNumber, knownAccount: plan.sub !== undefined, ...(judge.scope === 'accountIp' ? { ipHash: sha256(a.ip ?? '') } : {}) },
+        }));
       }
       if (decision.allowed) decision = { allowed: false, reason, retryAfterSeconds };
     }
     if (!decision.allowed) {
       this.deps.log.info({ ...this.logFields(a, plan), lockout: this.mode, reason: decision.reason, retryAfterSeconds: decision.retryAfterSeconds }, 'lock begins');
     }
+    await Promise.all(recorded);
     return this.mode === 'dry-run' ? { allowed: true } : decision;
   }
 
@@ -259,6 +262,14 @@ export class DynamoLoginGuard implements LoginGuard {
     if (accountPk && plan.knownDevice && (a.kind === 'password' || a.kind === 'mfa')) writes.push(c.reset({ pk: accountPk, sk: `c#${a.kind}` }));
     const device = a.deviceId ? sha256(a.deviceId) : undefined;
     if (sub && device && (a.kind === 'password' || a.kind === 'mfa')) writes.push(c.rememberDevice(keys.account(sub), device, a.kind, this.deps.config.knownDeviceDays));
+    // a new device right after failures that came from other IPs: someone may have guessed it
+    const countOf = (scope: Scope) => plan.admitted.find((x) => x.judge.scope === scope)?.result.n ?? 0;
+    const earlier = countOf('account') - 1;
+    if (sub && !plan.knownDevice && earlier > 0 && countOf('account') > countOf('accountIp')) {
+      writes.push(this.deps.events.append('login.suspicious', {
+        sub, reason: 'new_device_after_failures', requestId: a.requestId, data: { kind: a.kind, failures: earlier, fromOtherIps: countOf('account') - countOf('accountIp') },
+      }));
+    }
     await Promise.all(writes);
   }
 
@@ -284,13 +295,14 @@ export class DynamoLoginGuard implements LoginGuard {
   }
 
   /** clears every counter of the account (admin, self-service code, password reset) */
-  /** `record: false`: the caller records account.unlocked itself (the admin service, with the admin as actor) */
-  async unlock(sub: string, by: 'admin' | 'self_service' | 'password_reset' | 'second_factor', requestId?: string, opts: { record?: boolean } = {}): Promise<{ cleared: number; wasLocked: boolean }> {
+  /** `actor`: who lifted it when an admin did (their sub, an API client's id, or "cli": the admin service) */
+  async unlock(sub: string, by: 'admin' | 'self_service' | 'password_reset' | 'second_factor', requestId?: string, opts: { actor?: string } = {}): Promise<{ cleared: number; wasLocked: boolean }> {
     const before = await this.state(sub);
-    const cleared = await this.deps.counters.clear(keys.account(sub));
-    if (opts.record !== false && (by !== 'password_reset' || cleared > 0)) {
-      this.deps.events.emit('account.unlocked', { sub, reason: by, requestId, data: { cleared, wasLocked: before.locked, permanent: before.permanent } });
-    }
+    let cleared = 0;
+    // stored with the counters' removal; nothing removed, nothing to tell
+    await this.deps.events.commit(() => ({ type: 'account.unlocked', sub, reason: by, requestId, actor: opts.actor, data: { wasLocked: before.locked, permanent: before.permanent } }), async () => {
+      cleared = await this.deps.counters.clear(keys.account(sub));
+    }, { onlyIfWritten: true });
     return { cleared, wasLocked: before.locked };
   }
 }

@@ -129,8 +129,8 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { step: Login
 
   async function setPassword(account: Account, password: string, reason: 'change' | 'reset' | 'expired', requestId?: string): Promise<void> {
     const hash = await deps.hasher.hash(password);
-    await deps.accounts.changePassword(account.sub, hash, { keepHistory: deps.policy.opts.history, expectedVersion: account.version });
-    deps.events.emit('password.changed', { sub: account.sub, reason, requestId });
+    await deps.events.commit({ type: reason === 'reset' ? 'password.reset' : 'password.changed', sub: account.sub, reason, requestId },
+      () => deps.accounts.changePassword(account.sub, hash, { keepHistory: deps.policy.opts.history, expectedVersion: account.version }));
   }
 
   const newPasswordFields = [
@@ -384,10 +384,10 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { step: Login
         });
         const requestId = ctx.state.requestId as string | undefined;
         if (weak) {
-          deps.events.emit('password.weak', { sub: who.accountId, requestId, data: { source: weak.source } });
+          await deps.events.append('password.weak', { sub: who.accountId, requestId, data: { source: weak.source } });
           await expiredPage(ctx, details.uid, { notice: SELF_SERVICE_MESSAGES.weak, errors: Array.isArray(weak.problems) ? weak.problems : [] });
         } else {
-          deps.events.emit('password.expired', { sub: who.accountId, requestId });
+          await deps.events.append('password.expired', { sub: who.accountId, requestId });
           await expiredPage(ctx, details.uid);
         }
         return { done: false };

@@ -202,7 +202,7 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
     const a = attempt(ctx, flow);
     const decision = await deps.flow.guard.check(a);
     if (!decision.allowed) {
-      deps.events.emit('mfa.failed', { sub: flow.sub, clientId: flow.clientId, reason: decision.reason, data: { method } });
+      await deps.events.append('mfa.failed', { sub: flow.sub, clientId: flow.clientId, reason: decision.reason, data: { method } });
       await renderChallenge(ctx, details, flow, account, { ...extra, status: 429, error: tooMany(decision.reason, decision.retryAfterSeconds) });
       return false;
     }
@@ -212,7 +212,7 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
       return true;
     }
     const after = await deps.flow.guard.failed(a);
-    deps.events.emit('mfa.failed', { sub: flow.sub, clientId: flow.clientId, reason: after.allowed ? 'wrong_code' : after.reason, data: { method } });
+    await deps.events.append('mfa.failed', { sub: flow.sub, clientId: flow.clientId, reason: after.allowed ? 'wrong_code' : after.reason, data: { method } });
     const error = !after.allowed
       ? tooMany(after.reason, after.retryAfterSeconds)
       : typeof r === 'string' ? r : 'That code is not right, or it was already used.';
@@ -232,7 +232,7 @@ export function mfaInteractionRouter(deps: MfaInteractionDeps): Router {
       await deps.flow.guard.clearedBySecondFactor(flow.sub, requestId);
       await deps.flow.guard.succeeded({ kind: 'password', ip: ctx.ip, accountId: flow.sub, deviceId: ensureDeviceId(ctx, deps.secureCookies), requestId });
     }
-    deps.events.emit('mfa.succeeded', { sub: flow.sub, clientId: flow.clientId, data: { method, stepUp: flow.stepUp, ...(flow.unlock ? { unlock: true } : {}) } });
+    await deps.events.append('mfa.succeeded', { sub: flow.sub, clientId: flow.clientId, data: { method, stepUp: flow.stepUp, ...(flow.unlock ? { unlock: true } : {}) } });
     await deps.flow.proceed(ctx, details, { accountId: flow.sub, amr: mfaAmr(flow.amr, method) }, { after: 'mfa', result: { acr: ACR_MFA } });
   }
 

@@ -17,9 +17,8 @@ export interface RecordKeys {
   recordKey(sub: string): Promise<Buffer | undefined>;
 }
 
-export interface MfaEvents {
-  emit(type: string, fields: { sub?: string; clientId?: string; reason?: string; data?: Record<string, unknown> }): unknown;
-}
+export type { EventRecorder as MfaEvents } from '../events/types.ts';
+import type { EventRecorder as MfaEvents } from '../events/types.ts';
 
 export interface MfaSender {
   send(m: OutgoingMessage): Promise<void>;
@@ -162,12 +161,13 @@ export class MfaService {
     if (step === undefined) return undefined;
     if (!(await this.store.takePending(sub, context, pending.sealed))) return undefined;
     const rec = this.newRecoverySet(key);
-    const stored = await this.store.putTotp(sub, {
+    const stored = await this.events.commitIf([
+      { type: 'mfa.enrolled', sub, data: { method: 'totp', via: opts.via, replaced: opts.replace } },
+      { type: 'mfa.recovery.regenerated', sub, data: { by: 'user', count: rec.codes.length, reason: 'enrolment' } },
+    ], () => this.store.putTotp(sub, {
       sealed: sealSecret(key, sub, 'totp', secret), id: crypto.randomUUID(), step, recoverySet: rec.set, recoveryHashes: rec.hashes,
-    }, opts.replace);
+    }, opts.replace));
     if (!stored) return undefined;
-    this.events.emit('mfa.enrolled', { sub, data: { method: 'totp', via: opts.via, replaced: opts.replace } });
-    this.events.emit('mfa.recovery.regenerated', { sub, data: { by: 'user', count: rec.codes.length, reason: 'enrolment' } });
     return rec.codes;
   }
 
@@ -189,24 +189,27 @@ export class MfaService {
     if (!f?.totpSecret || !f.recoverySet || !/^[a-z0-9]{10}$/.test(code)) return { ok: false, remaining: Object.keys(f?.recoveryCodes ?? {}).length };
     const hash = codeHash(await this.key(sub), 'recovery', code);
     const known = Object.keys(f.recoveryCodes ?? {}).some((h) => sameHash(h, hash));
-    const ok = known && await this.store.consumeRecovery(sub, f.recoverySet, hash);
-    const remaining = Object.keys(f.recoveryCodes ?? {}).length - (ok ? 1 : 0);
-    if (ok) this.events.emit('mfa.recovery.used', { sub, data: { remaining } });
+    const left = Object.keys(f.recoveryCodes ?? {}).length - 1;
+    const ok = known && await this.events.commitIf({ type: 'mfa.recovery.used', sub, data: { remaining: left } }, () => this.store.consumeRecovery(sub, f.recoverySet!, hash));
+    const remaining = ok ? left : left + 1;
     return { ok, remaining };
   }
 
   /** a new set of 10 codes (returned once); the old set stops working */
   async regenerateRecoveryCodes(sub: string, by: 'user' | 'admin'): Promise<string[]> {
     const rec = this.newRecoverySet(await this.key(sub));
-    if (!(await this.store.replaceRecovery(sub, rec.set, rec.hashes))) throw new NoTotp('recovery codes come with an authenticator app, and this account has none');
-    this.events.emit('mfa.recovery.regenerated', { sub, data: { by, count: rec.codes.length } });
+    const replaced = await this.events.commitIf({ type: 'mfa.recovery.regenerated', sub, data: { by, count: rec.codes.length } }, () => this.store.replaceRecovery(sub, rec.set, rec.hashes));
+    if (!replaced) throw new NoTotp('recovery codes come with an authenticator app, and this account has none');
     return rec.codes;
   }
 
   /** removes every factor, pending enrolment and remembered device of the account */
-  async reset(sub: string, by: 'admin' | 'user', opts: { record?: boolean } = {}): Promise<{ factors: boolean; devices: number }> {
-    const r = await this.store.deleteAll(sub);
-    if (opts.record !== false) this.events.emit('mfa.reset', { sub, data: { by, factors: r.factors, devices: r.devices } });
+  async reset(sub: string, by: 'admin' | 'user', opts: { actor?: string; requestId?: string } = {}): Promise<{ factors: boolean; devices: number }> {
+    let r = { factors: false, devices: 0 };
+    // the user removing their own factors is mfa.removed; an admin's reset is mfa.reset (actor: the admin service's)
+    await this.events.commit(() => ({ type: by === 'user' ? 'mfa.removed' : 'mfa.reset', sub, actor: opts.actor, requestId: opts.requestId, data: { by } }), async () => {
+      r = await this.store.deleteAll(sub);
+    });
     return r;
   }
 
@@ -214,8 +217,8 @@ export class MfaService {
 
   async rememberDevice(sub: string, deviceId: string, userAgent: string | undefined): Promise<void> {
     if (this.config.rememberDays <= 0) return;
-    await this.store.putDevice(sub, deviceKey(deviceId), deviceLabel(userAgent), this.config.rememberDays);
-    this.events.emit('mfa.device.remembered', { sub, data: { days: this.config.rememberDays } });
+    await this.events.commit({ type: 'device.remembered', sub, data: { days: this.config.rememberDays } },
+      () => this.store.putDevice(sub, deviceKey(deviceId), deviceLabel(userAgent), this.config.rememberDays));
   }
 
   async isRemembered(sub: string, deviceId: string | undefined): Promise<boolean> {
@@ -238,15 +241,14 @@ export class MfaService {
 
   async revokeDevice(sub: string, id: string, by: 'user' | 'admin'): Promise<boolean> {
     const d = (await this.store.listDevices(sub)).find((x) => x.id === id);
-    const ok = !!d && await this.store.deleteDevice(sub, d.sk);
-    if (ok) this.events.emit('mfa.device.revoked', { sub, data: { by, count: 1 } });
-    return ok;
+    return !!d && this.events.commitIf({ type: 'device.revoked', sub, data: { by, device: d.id } }, () => this.store.deleteDevice(sub, d.sk));
   }
 
-  async revokeAllDevices(sub: string, by: 'user' | 'admin', opts: { record?: boolean } = {}): Promise<number> {
+  async revokeAllDevices(sub: string, by: 'user' | 'admin', opts: { actor?: string; requestId?: string } = {}): Promise<number> {
     let n = 0;
-    for (const d of await this.store.listDevices(sub)) if (await this.store.deleteDevice(sub, d.sk)) n++;
-    if (n > 0 && opts.record !== false) this.events.emit('mfa.device.revoked', { sub, data: { by, count: n } });
+    for (const d of await this.store.listDevices(sub)) {
+      if (await this.events.commitIf({ type: 'device.revoked', sub, actor: opts.actor, requestId: opts.requestId, data: { by, device: d.id } }, () => this.store.deleteDevice(sub, d.sk))) n++;
+    }
     return n;
   }
 

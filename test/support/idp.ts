@@ -32,6 +32,32 @@ export interface TestIdp extends RunningServer {
   config: Config;
   logs: string[];
   cli(...argv: string[]): Promise<unknown>;
+  /** the events delivered to the file sink (DATA_DIR/events.jsonl) once what was recorded so far went out */
+  delivered(type?: string): Promise<DeliveredEvent[]>;
+}
+
+/** a CloudEvent as the file sink holds it, with the account (`sub`), client and reason lifted out for assertions */
+export interface DeliveredEvent {
+  id: string;
+  type: string;
+  subject?: string;
+  sub?: string;
+  clientId?: string;
+  reason?: string;
+  data: Record<string, unknown>;
+}
+
+export function readDelivered(dataDir: string, type?: string): DeliveredEvent[] {
+  const file = path.join(dataDir, 'events.jsonl');
+  const lines = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
+  return lines.map((l) => JSON.parse(l) as { id: string; type: string; subject?: string; data: Record<string, unknown> })
+    .filter((e) => type === undefined || e.type === type)
+    .map((e) => ({
+      ...e,
+      sub: typeof e.subject === 'string' && !e.type.startsWith('client.') ? e.subject : undefined,
+      clientId: typeof e.data.clientId === 'string' ? e.data.clientId : undefined,
+      reason: typeof e.data.reason === 'string' ? e.data.reason : undefined,
+    }));
 }
 
 export async function startTestIdp(extraEnv: Record<string, string> = {}): Promise<TestIdp> {
@@ -61,5 +87,9 @@ export async function startTestIdp(extraEnv: Record<string, string> = {}): Promi
     logs,
     // the CLI runs in-process against the same DATA_DIR while the server runs
     cli: async (...argv: string[]) => (await runCli([...argv, '--json'], env)).data,
+    async delivered(type?: string) {
+      await running.events.settled();
+      return readDelivered(config.dataDir, type);
+    },
   };
 }

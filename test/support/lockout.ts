@@ -103,8 +103,8 @@ export function outboxCount(idp: TestIdp, to?: string): number {
 export function events(idp: TestIdp, type?: string): Array<{ event: string; sub?: string; reason?: string }> {
   return idp.logs.flatMap((l) => {
     try {
-      const o = JSON.parse(l) as { msg?: string; event?: string; sub?: string; reason?: string };
-      return o.msg === 'event' && (type === undefined || o.event === type) ? [{ event: o.event!, sub: o.sub, reason: o.reason }] : [];
+      const o = JSON.parse(l) as { msg?: string; event?: string; subject?: string; reason?: string };
+      return o.msg === 'event' && (type === undefined || o.event === type) ? [{ event: o.event!, sub: o.subject, reason: o.reason }] : [];
     } catch {
       return [];
     }

@@ -23,6 +23,8 @@ import type { DynamoLoginGuard } from '../../src/lockout/guard.ts';
 import { MfaStore } from '../../src/mfa/store.ts';
 import { MfaService } from '../../src/mfa/service.ts';
 import type { OutgoingMessage } from '../../src/events/messages.ts';
+import { Events } from '../../src/events/index.ts';
+import { EventStore } from '../../src/events/store.ts';
 import { openTestStorage, uniquePrefix, type TestBackend, type TestStorage } from './dynamo.ts';
 import { tempDir } from './idp.ts';
 
@@ -68,7 +70,12 @@ export async function openStores(backend: TestBackend, env: Record<string, strin
   const hasher = meteredHasher(argon2Hasher(config.argon2));
   const accounts = new DynamoAccountStore(storage, hasher, keyring, { erasureHooks: erasureHooks() });
   const events: CapturedEvent[] = [];
-  const sink = { emit: (type: string, f: { sub?: string; reason?: string; data?: Record<string, unknown> }) => { events.push({ type, ...f }); } };
+  // the real events, stored in the events table without a sink; captured as they are recorded
+  const sink = new Events(undefined, createLogger('silent'), { store: new EventStore(storage.doc, storage.tables.events, { retentionDays: 1 }) });
+  sink.subscribe((e) => {
+    const { reason, ...data } = e.data;
+    events.push({ type: e.type, ...(e.subject ? { sub: e.subject } : {}), ...(typeof reason === 'string' ? { reason } : {}), data });
+  });
   const { guard, counters, codes } = createGuard({ config, storage, keyring, accounts, events: sink, log: createLogger('silent') });
   const mfaStore = new MfaStore(storage);
   const outbox: OutgoingMessage[] = [];

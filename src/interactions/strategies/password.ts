@@ -29,6 +29,7 @@ import { sunsetPassed } from '../../accounts/legacy-config.ts';
 import { detectScheme, needsRehash, verifyLegacy, type Argon2Params, type LegacySecrets } from '../../passwords/index.ts';
 import { LegacyPasswordRetired, LoginFailed } from '../errors.ts';
 import type { Authenticated, LoginStrategy } from './types.ts';
+import type { EventRecorder } from '../../events/types.ts';
 
 const MAX_LOGIN = 320;
 const MAX_PASSWORD = 1024;
@@ -42,7 +43,7 @@ export interface PasswordStrategyOptions {
   argon2?: Argon2Params;
   log?: Logger;
   /** the events seam, when there is one: password.migrated goes there (it logs the line too) */
-  events?: { emit(type: string, fields: { sub?: string; data?: Record<string, unknown> }): unknown };
+  events?: EventRecorder;
   /** today's password policy: what is wrong with a password for this account (empty: nothing) */
   policy?: (password: string, account: Account) => Promise<string[]>;
   /** LEGACY_PASSWORD_POLICY: source (or "*") -> change | allow */
@@ -111,7 +112,10 @@ export function passwordStrategy(accounts: AccountStore, hasher: PasswordHasher,
       const scheme = match.legacy!.scheme ?? detectScheme(match.legacy!.hash) ?? 'unknown';
       let migrated: Account;
       try {
-        migrated = await accounts.completeLegacyLogin(account, await hasher.hash(password), { source: match.source, scheme });
+        const argon2 = await hasher.hash(password);
+        const write = () => accounts.completeLegacyLogin(account, argon2, { source: match!.source, scheme });
+        // password.migrated is stored with the rehash (the account's `passwordMigrated` records it too)
+        migrated = opts.events ? await opts.events.commit({ type: 'password.migrated', sub: account.sub, data: { source: match.source, scheme } }, write) : await write();
       } catch (err) {
         if (!(err instanceof ConcurrentUpdate)) throw err;
         // a concurrent login changed the account first: whatever secret it stored decides
@@ -119,11 +123,7 @@ export function passwordStrategy(accounts: AccountStore, hasher: PasswordHasher,
         if (!now?.passwordHash) throw new LoginFailed();
         return withArgon2(now, now.passwordHash, password);
       }
-      if (opts.events) {
-        opts.events.emit('password.migrated', { sub: account.sub, data: { source: match.source, scheme } });
-      } else {
-        opts.log?.info({ event: 'password.migrated', sub: account.sub, source: match.source, scheme }, 'legacy password replaced by argon2id');
-      }
+      if (!opts.events) opts.log?.info({ event: 'password.migrated', sub: account.sub, source: match.source, scheme }, 'legacy password replaced by argon2id');
       return { accountId: account.sub, amr: ['pwd'], account: migrated };
     },
   };
