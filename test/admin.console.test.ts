@@ -117,7 +117,7 @@ describe('admin console', function () {
       const stop = onMissingTranslation((text, locale) => misses.push(`${locale}: ${text}`));
       try {
         for (const lang of ['fr', 'ar']) {
-          for (const p of ['/admin', '/admin/users?q=joe%40example.com', `/admin/users/${userSub}`, `/admin/users/${userSub}?reveal=1`, '/admin/clients', '/admin/clients/new', '/admin/clients/app', '/admin/audit', '/admin/audit?from=nonsense']) {
+          for (const p of ['/admin', '/admin/users?q=joe%40example.com', `/admin/users/${userSub}`, `/admin/users/${userSub}?reveal=1`, '/admin/clients', '/admin/clients/new', '/admin/clients/app', '/admin/keys', '/admin/audit', '/admin/audit?from=nonsense']) {
             const res = await agent.request(`${idp.issuer}${p}`, { headers: { 'accept-language': lang } });
             const html = await res.text();
             expect(html, `${lang} ${p}`).to.contain(`<html lang="${lang}"`);
@@ -130,6 +130,16 @@ describe('admin console', function () {
         stop();
       }
       expect(misses).to.deep.equal([]);
+    });
+
+    it('lists the keys and rotates them (key.rotated with the admin as actor)', async () => {
+      const page = await (await agent.navigate(`${idp.issuer}/admin/keys`)).res.text();
+      expect(page).to.contain('id="key-list"').and.contain('active');
+      const done = await agent.navigate(`${idp.issuer}/admin/keys/rotate`, { form: { csrf, alg: 'ES256' } });
+      expect(done.url).to.contain('done=rotated');
+      expect(await done.res.text()).to.contain('>next<');
+      await idp.events.settled();
+      expect((await idp.events.query({ type: 'key.rotated', actor: adminSub })).items.length).to.be.above(0);
     });
 
     it('a console session ends after ADMIN_SESSION_IDLE_SECONDS (900) without a request, and when the role is taken away', async () => {

@@ -381,6 +381,22 @@ export function adminConsoleRouter(deps: ConsoleDeps): Router {
     return ctx.redirect('/admin/clients?done=deleted');
   });
 
+  // keys
+  router.get('/keys', requireAdmin, async (ctx) => render(ctx, 'admin-keys', {
+    title: 'Keys', csrf: csrfOf(ctx), keys: await deps.service.listKeys(), algs: deps.service.deps.keyring.algs,
+    notice: ctx.query.done === 'rotated' ? 'New keys were made.' : undefined, ...problemLocals(ctx),
+  }, ctx.state.problemStatus ?? 200));
+  router.post('/keys/rotate', requireAdmin, posted, async (ctx) => {
+    try {
+      await deps.service.rotateKeys({ alg: formOf(ctx).alg || undefined }, actorOf(ctx));
+    } catch (err) {
+      if (!(err instanceof AdminError)) throw err;
+      return render(ctx, 'admin-denied', { title: 'Not possible', heading: 'Not possible', ...messageOf(err), text: messageOf(err).error }, err.status);
+    }
+    ctx.status = 303;
+    return ctx.redirect('/admin/keys?done=rotated');
+  });
+
   // audit
   router.get('/audit', requireAdmin, async (ctx) => {
     const pick = (k: string) => (typeof ctx.query[k] === 'string' && ctx.query[k] !== '' ? ctx.query[k] as string : undefined);
