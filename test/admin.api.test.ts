@@ -121,6 +121,7 @@ describe('admin API', function () {
       expect(res.headers.get('www-authenticate')).to.contain('error="invalid_token"');
     }
     expect((await call('/users?email=a@example.com', 'opaque-nonsense')).status).to.equal(401);
+    expect((await call('/users?email=a@example.com', 'x'.repeat(5000))).status).to.equal(401);
   });
 
   it('bad input is a problem naming the field; lists page with a cursor', async () => {

@@ -290,6 +290,8 @@ async function authenticate(ctx: Context, deps: ApiDeps): Promise<Caller> {
       throw new Unauthorized('the access token is invalid, expired, or not this IdP\'s for this API');
     }
   } else {
+    // our opaque tokens are short; anything longer is not one (and is never looked up)
+    if (token.length > 256) throw new Unauthorized('the access token is invalid, expired, or not for this API');
     const p = deps.provider();
     const t = (await p.ClientCredentials.find(token)) ?? (await p.AccessToken.find(token));
     const aud = t ? (t as unknown as { aud?: string | string[] }).aud : undefined;
