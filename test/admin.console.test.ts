@@ -132,6 +132,24 @@ describe('admin console', function () {
       expect(misses).to.deep.equal([]);
     });
 
+    it('merges a duplicate into a user and undoes it (user.merged, user.unmerged with the admin as actor)', async () => {
+      const keep = (await idp.cli('users', 'add', '--email', 'keep@example.com', '--password', PASSWORD, '--email-verified') as { sub: string }).sub;
+      const dup = (await idp.cli('users', 'add', '--email', 'keep.dup@example.com', '--password', PASSWORD, '--email-verified') as { sub: string }).sub;
+      const merged = await agent.navigate(`${idp.issuer}/admin/users/${keep}/merge`, { form: { csrf, from: dup } });
+      expect(merged.url).to.contain('done=merged');
+      const page = await merged.res.text();
+      const mergeId = /action="\/admin\/merges\/([^/]+)\/undo"/.exec(page)?.[1];
+      expect(mergeId, 'an undo form').to.be.a('string');
+      const bad = await agent.navigate(`${idp.issuer}/admin/users/${keep}/merge`, { form: { csrf, from: 'no-such-user' } });
+      expect(bad.res.status).to.equal(404);
+      expect(await bad.res.text()).to.contain('id="form-error"');
+      const undone = await agent.navigate(`${idp.issuer}/admin/merges/${mergeId}/undo`, { form: { csrf, sub: keep } });
+      expect(undone.url).to.contain('done=unmerged');
+      await idp.events.settled();
+      const types = (await idp.events.query({ actor: adminSub, type: 'user.' })).items.map((e) => e.type);
+      expect(types).to.include.members(['user.merged', 'user.unmerged']);
+    });
+
     it('lists the keys and rotates them (key.rotated with the admin as actor)', async () => {
       const page = await (await agent.navigate(`${idp.issuer}/admin/keys`)).res.text();
       expect(page).to.contain('id="key-list"').and.contain('active');

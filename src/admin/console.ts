@@ -223,7 +223,7 @@ export function adminConsoleRouter(deps: ConsoleDeps): Router {
   const NOTICES: Record<string, string> = {
     created: 'The user was created.', disabled: 'The user is disabled.', enabled: 'The user is enabled.', unlocked: 'The user is unlocked.',
     password: 'The password was set.', 'mfa-reset': 'Two-step verification was reset.', 'devices-revoked': 'Remembered devices were forgotten.',
-    revoked: 'The session was revoked.', erased: 'The user was erased.',
+    revoked: 'The session was revoked.', erased: 'The user was erased.', merged: 'The accounts were merged.', unmerged: 'The merge was undone.',
   };
 
   const userPage = async (ctx: Context, sub: string) => {
@@ -247,9 +247,10 @@ export function adminConsoleRouter(deps: ConsoleDeps): Router {
     unlock: (sub, _f, a) => deps.service.unlock(sub, a),
     password: (sub, f, a) => deps.service.setPassword(sub, f.password, a),
     'mfa-reset': (sub, _f, a) => deps.service.resetMfa(sub, a),
+    merge: (sub, f, a) => deps.service.merge(sub, f.from, a),
     'devices-revoke': (sub, _f, a) => deps.service.revokeDevices(sub, a),
   };
-  const DONE: Record<string, string> = { disable: 'disabled', enable: 'enabled', unlock: 'unlocked', password: 'password', 'mfa-reset': 'mfa-reset', 'devices-revoke': 'devices-revoked' };
+  const DONE: Record<string, string> = { merge: 'merged', disable: 'disabled', enable: 'enabled', unlock: 'unlocked', password: 'password', 'mfa-reset': 'mfa-reset', 'devices-revoke': 'devices-revoked' };
 
   router.post('/users/:sub/erase', requireAdmin, posted, async (ctx) => {
     const sub = ctx.params.sub;
@@ -276,6 +277,19 @@ export function adminConsoleRouter(deps: ConsoleDeps): Router {
     }
     ctx.status = 303;
     return ctx.redirect(`/admin/users/${encodeURIComponent(sub)}?done=revoked`);
+  });
+
+  router.post('/merges/:id/undo', requireAdmin, posted, async (ctx) => {
+    const back = typeof formOf(ctx).sub === 'string' ? String(formOf(ctx).sub) : '';
+    try {
+      const rec = await deps.service.unmerge(ctx.params.id, actorOf(ctx));
+      ctx.status = 303;
+      return ctx.redirect(`/admin/users/${encodeURIComponent(rec.into)}?done=unmerged`);
+    } catch (err) {
+      if (!(err instanceof AdminError)) throw err;
+      if (back) return fail(ctx, err, () => userPage(ctx, back));
+      return render(ctx, 'admin-denied', { title: 'Not possible', heading: 'Not possible', ...messageOf(err), text: messageOf(err).error }, err.status);
+    }
   });
 
   router.post('/users/:sub/:action', requireAdmin, posted, async (ctx) => {
