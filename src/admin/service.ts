@@ -1,15 +1,19 @@
 // The admin service: every administrative action, written once, for the
-// console (console.ts), the API (api.ts) and the CLI (src/cli). Each action
-// checks its input (InvalidInput naming the field), then makes its change
-// inside events.commit, so that the event (with the admin as `actor`) is
-// stored with the change, or not at all when the change fails. Subjects are
-// account subs or client ids, never an e-mail; event data carries no
-// personal data (events redact() strips it anyway).
+// console (console.ts), the API (api.ts) and the CLI (src/cli/admin.ts). Each
+// action checks its input (InvalidInput naming the field), then makes its
+// change inside events.commit, so that the event (with the admin as `actor`)
+// is stored with the change, or not at all when the change fails. Where a
+// capability already records its own event with the change (the lockout
+// guard's account.unlocked, MFA's mfa.reset and device.revoked), the service
+// hands it the actor instead of recording a second one. Subjects are account
+// subs or client ids, never an e-mail; event data carries no personal data
+// (events redact() strips it anyway).
 //
-// Event types: user.created|updated|disabled|enabled|merged|unmerged|deleted,
+// Event types: user.created|disabled|enabled|merged|unmerged|deleted,
 // user.viewed (an admin opened a profile: personal data was decrypted),
 // password.reset, account.unlocked, mfa.reset, device.revoked, token.revoked,
-// client.created|updated|deleted.
+// client.created|updated|deleted, key.rotated (appended per key after the
+// rotation, as `idp keys rotate` does).
 import crypto from 'node:crypto';
 import type { AdapterPayload } from 'oidc-provider';
 import type { Config } from '../config/index.ts';
