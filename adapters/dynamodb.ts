@@ -291,6 +291,80 @@ export async function eraseAccount({ doc, table }: DynamoAdapterOptions, account
   return { sessions, grants: grants.size };
 }
 
+/** one Session or Grant of an account, as the admin console lists it (no token values) */
+export interface AccountEntry {
+  kind: 'session' | 'grant';
+  id: string;
+  /** sessions: the clients signed in through it; grants: the client */
+  clients: string[];
+  /** epoch seconds: when the session's sign-in happened / the grant was made */
+  at?: number;
+  /** epoch seconds */
+  expiresAt?: number;
+  /** sessions: the authentication methods of the sign-in */
+  amr?: string[];
+}
+
+async function accountIndexKeys(send: Send, table: string, accountId: string): Promise<Key[]> {
+  const index: Key[] = [];
+  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  do {
+    const r = await send<{ Items?: Key[]; LastEvaluatedKey?: Record<string, unknown> }>(new QueryCommand({
+      TableName: table, KeyConditionExpression: '#pk = :pk', ExpressionAttributeNames: { '#pk': 'pk', '#sk': 'sk' },
+      ExpressionAttributeValues: { ':pk': `account#${accountId}` }, ProjectionExpression: '#pk, #sk', ConsistentRead: true, ExclusiveStartKey,
+    }));
+    index.push(...(r.Items ?? []));
+    ExclusiveStartKey = r.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+  return index;
+}
+
+/** the live sessions and grants of an account, through the account index (no Scan; header) */
+export async function listAccountEntries({ doc, table }: DynamoAdapterOptions, accountId: string): Promise<AccountEntry[]> {
+  const send: Send = (cmd) => sendOrUnavailable(doc, cmd);
+  const ops = itemOps(table, send);
+  const out: AccountEntry[] = [];
+  for (const { sk } of await accountIndexKeys(send, table, accountId)) {
+    const item = await ops.getItem(sk);
+    const payload = item?.payload ? JSON.parse(item.payload) as AdapterPayload : undefined;
+    if (!item || payload?.accountId !== accountId) continue;
+    const id = sk.slice(sk.indexOf('#') + 1);
+    if (sk.startsWith('Grant#')) {
+      out.push({ kind: 'grant', id, clients: typeof payload.clientId === 'string' ? [payload.clientId] : [], at: payload.iat as number | undefined, expiresAt: item.expiresAt });
+    } else {
+      out.push({
+        kind: 'session', id, clients: Object.keys((payload.authorizations ?? {}) as object), at: (payload.loginTs ?? payload.iat) as number | undefined,
+        expiresAt: item.expiresAt, ...(Array.isArray(payload.amr) ? { amr: payload.amr as string[] } : {}),
+      });
+    }
+  }
+  return out.sort((a, b) => (b.at ?? 0) - (a.at ?? 0) || a.id.localeCompare(b.id));
+}
+
+/**
+ * Revokes one session (its grants and their tokens go with it, and the session
+ * and its uid pointer) or one grant (and its tokens) of an account. False when
+ * the account has no such session or grant.
+ */
+export async function revokeAccountEntry({ doc, table }: DynamoAdapterOptions, accountId: string, kind: 'session' | 'grant', id: string): Promise<boolean> {
+  const send: Send = (cmd) => sendOrUnavailable(doc, cmd);
+  const ops = itemOps(table, send);
+  const pk = `${kind === 'session' ? 'Session' : 'Grant'}#${id}`;
+  if (Buffer.byteLength(pk, 'utf8') > MAX_ID_BYTES) return false;
+  const item = await ops.getItem(pk);
+  const payload = item?.payload ? JSON.parse(item.payload) as AdapterPayload : undefined;
+  if (!item || payload?.accountId !== accountId) return false;
+  if (kind === 'grant') {
+    await ops.revokeGrant(id);
+  } else {
+    for (const a of Object.values((payload.authorizations ?? {}) as Record<string, { grantId?: string }>)) if (a?.grantId) await ops.revokeGrant(a.grantId);
+    if (typeof payload.uid === 'string') await ops.deletePointer(`uid#Session#${payload.uid}`, id);
+    await ops.deleteKeys([{ pk, sk: '_' }]);
+  }
+  await ops.deleteKeys([{ pk: `account#${accountId}`, sk: pk }]);
+  return true;
+}
+
 export function createDynamoAdapter({ doc, table }: DynamoAdapterOptions): new (name: string) => Adapter {
   // Every DynamoDB failure other than a lost condition becomes a typed storage
   // error that oidc-provider renders as 503 temporarily_unavailable.

@@ -40,6 +40,10 @@ import { createConsent, type Consent } from './consent/index.ts';
 import { rolesFromClaims } from './consent/roles.ts';
 import type { AccountPageSection } from './interactions/account-page.ts';
 import { createEdge } from './edge/index.ts';
+import { AdminService } from './admin/service.ts';
+import { adminApiRouter } from './admin/api.ts';
+import { adminConsoleRouter } from './admin/console.ts';
+import { ensureAdminSetup } from './admin/setup.ts';
 
 export interface RunningServer {
   url: string;
@@ -58,6 +62,8 @@ export interface RunningServer {
   federation: Federation;
   /** what users and admins allowed, and roles (tests reach the stores) */
   consent: Consent;
+  /** the admin service behind the console, the API and the CLI (src/admin) */
+  admin: AdminService;
   close(): Promise<void>;
 }
 
@@ -159,6 +165,19 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     // token.revoked: stored with the token's removal at the revocation endpoint (nothing removed, no event)
     const providerMw = revocationEvents(host.middleware(), events);
 
+    // the admin console and API (docs/admin.md): one service; the console's client, the API's resource server and the admin role made here
+    const admin = new AdminService({
+      config, storage, accounts, registry, events, guard: lockout.guard, mfa: mfa.service, roles: consent.roles, policy: lockout.policy, hasher, keyring,
+      validateClient: async (m) => {
+        await host.provider.Client.validate(m as never);
+      },
+    });
+    await ensureAdminSetup({ issuer: config.issuer, registry, roles: consent.roles, algs: keyring.algs, accessTokenTTL: config.ttl.accessToken });
+    const adminRouters = [
+      adminApiRouter({ issuer: config.issuer, service: admin, provider: () => host.provider, jwks: () => keyring.publicJwks(), storage, log }),
+      adminConsoleRouter({ issuer: config.issuer, service: admin, provider: () => host.provider, views, secureCookies: config.secureCookies, admin: config.admin }),
+    ];
+
     const app = createApp({
       log, views,
       cookieKeys: keyring.cookieKeys(),
@@ -167,7 +186,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
         await storage.raw.send(new DescribeTableCommand({ TableName: storage.tables.oidc }), { abortSignal: AbortSignal.timeout(2000) });
       },
       around: pipeline.middleware,
-      routers: [interactionRouter({ flow, views, accounts: scopedAccounts, secureCookies: config.secureCookies, consent: consent.screen }), lockout.router, ...mfa.routers, ...federation.routers, ...consent.routers, ...(edge?.routers ?? [])],
+      routers: [interactionRouter({ flow, views, accounts: scopedAccounts, secureCookies: config.secureCookies, consent: consent.screen }), lockout.router, ...mfa.routers, ...federation.routers, ...consent.routers, ...(edge?.routers ?? []), ...adminRouters],
       // plain-http (loopback) upstream IdPs and edge sites that sign-ins redirect to
       formActionSources: () => [...federation.formActionSources(), ...(edge?.formActions ?? [])],
       hsts: config.issuer.startsWith('https:'),
@@ -197,7 +216,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
 
     let closing: Promise<void> | undefined;
     return {
-      url, server, storage, keyring, host, log, events, messages, lockout, mfa, federation, consent,
+      url, server, storage, keyring, host, log, events, messages, lockout, mfa, federation, consent, admin,
       close() {
         closing ??= (async () => {
           keysRefresh.stop();

@@ -296,7 +296,7 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
   // ---- AccountStore ----
 
   async create(input: NewAccount): Promise<Account> {
-    const sub = crypto.randomUUID();
+    const sub = input.sub ?? crypto.randomUUID();
     const local: Profile = {
       email: normalizeEmail(input.email), emailVerified: input.emailVerified ?? false,
       ...(input.phone ? { phone: normalizePhone(input.phone) ?? input.phone, phoneVerified: input.phoneVerified ?? false } : {}),
@@ -419,6 +419,19 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
       };
     });
     return this.view(l!);
+  }
+
+  /**
+   * An administrator disables an account (status `disabled`: no sign-in, no
+   * refresh, findAccount answers nothing) or enables it again (the status its
+   * identities give, as computed on import and merge). Unchanged: undefined.
+   */
+  async setDisabled(sub: string, disabled: boolean): Promise<Account | undefined> {
+    const l = await this.mutate(sub, (cur) => {
+      const next = disabled ? 'disabled' : computeStatus(cur.sealed.identities, !!cur.item.pendingReason);
+      return cur.item.status === next ? null : { sealed: cur.sealed, patch: { status: next } };
+    });
+    return l ? this.view(l) : undefined;
   }
 
   async completeLegacyLogin(account: Account, argon2Hash: string, used: { source: string; scheme: string }): Promise<Account> {

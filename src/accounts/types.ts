@@ -105,6 +105,8 @@ export interface AccountSummary {
 }
 
 export interface NewAccount {
+  /** the new account's subject (default: a random UUID); the admin service picks it first so its event names it */
+  sub?: string;
   email: string;
   password?: string;
   name?: string;

@@ -16,6 +16,10 @@ import { validateClient } from './validate-client.ts';
 import { secretFrom } from './secrets.ts';
 import type { CommandHelp } from './help.ts';
 import type { CliKit, CliOut } from './users.ts';
+import type { Config } from '../config/index.ts';
+import type { Storage } from '../storage/index.ts';
+import { eventsFor, type EventSpec } from '../events/index.ts';
+import { createLogger } from '../logging/index.ts';
 
 const MFA = 'off|optional|required|new_device';
 const FIELDS = `[--post-logout-redirect-uri URI...] [--grant-types a,b] [--name NAME] [--backchannel-logout-uri URI] [--mfa-policy ${MFA}]`;
@@ -59,6 +63,16 @@ export const CLIENTS_HELP: Record<string, CommandHelp> = {
 };
 
 type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** a client write with its event (client.created|updated|deleted, actor cli), stored with the change (src/events) */
+async function recorded<T>(config: Config, s: Storage, spec: EventSpec, write: () => Promise<T>): Promise<T> {
+  const events = eventsFor(config, s, createLogger('silent'), 'cli');
+  try {
+    return await events.commit(spec, write);
+  } finally {
+    await events.close();
+  }
+}
 
 const OPTIONS: ParseArgsConfig['options'] = {
   id: { type: 'string' }, name: { type: 'string' },
@@ -108,7 +122,11 @@ export async function runClients(cmd: string, args: string[], kit: CliKit): Prom
       return out;
     }
     case 'clients remove': {
-      const removed = await kit.withStorage(config, (s) => new Registry(s).removeClient(id!));
+      const removed = await kit.withStorage(config, async (s) => {
+        const registry = new Registry(s);
+        if (!(await registry.clients.find(id!))) return false;
+        return recorded(config, s, { type: 'client.deleted', clientId: id!, actor: 'cli' }, () => registry.removeClient(id!));
+      });
       if (!removed) throw new kit.UsageError(`no client ${id}`);
       out.data = { client_id: id, removed };
       out.lines.push(`client ${id} removed`);
@@ -124,7 +142,7 @@ export async function runClients(cmd: string, args: string[], kit: CliKit): Prom
         try {
           if (await new Registry(s).clients.find(id!)) throw new kit.UsageError(`client ${id} already exists: change it with \`idp clients update --id ${id} ...\`, or remove it first`);
           await validateClient(config, s, metadata, keyring);
-          await new Registry(s, { keyring }).putClient(metadata as AdapterPayload & { client_id: string });
+          await recorded(config, s, { type: 'client.created', clientId: id!, actor: 'cli' }, () => new Registry(s, { keyring }).putClient(metadata as AdapterPayload & { client_id: string }));
         } finally {
           keyring.close();
         }
@@ -145,7 +163,7 @@ export async function runClients(cmd: string, args: string[], kit: CliKit): Prom
           const opened = await new Registry(s, { keyring }).clients.find(id!);
           const { client_secret_sealed: _sealed, ...plain } = next;
           await validateClient(config, s, { ...plain, ...(opened?.client_secret ? { client_secret: opened.client_secret } : {}) }, keyring);
-          await new Registry(s).putClient(next as AdapterPayload & { client_id: string });
+          await recorded(config, s, { type: 'client.updated', clientId: id!, actor: 'cli' }, () => new Registry(s).putClient(next as AdapterPayload & { client_id: string }));
           return next as AdapterPayload;
         } finally {
           keyring.close();

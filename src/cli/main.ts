@@ -22,10 +22,11 @@ import type { CliIo } from './secrets.ts';
 import { DEMO_HELP, DEMO_USAGE, runDemo } from './demo.ts';
 import { KEYS_USAGE, keysCommand } from './keys.ts';
 import { MFA_USAGE, runMfaCli } from '../mfa/cli.ts';
-import { LOCKOUT_USAGE, NoSuchAccount, lockoutCommand } from '../lockout/cli.ts';
+import { LOCKOUT_USAGE, NoSuchAccount } from '../lockout/cli.ts';
 import { CONNECTIONS_HELP, CONNECTIONS_USAGE, runConnections } from './connections.ts';
 import { LINKS_HELP, LINKS_USAGE, runLinks } from './links.ts';
 import { CONSENT_HELP, CONSENT_USAGE, runConsent } from './consent.ts';
+import { ADMIN_HELP, ADMIN_USAGE, CLI_ACTOR, runAdminCli, withAdmin } from './admin.ts';
 import { EVENTS_HELP, EVENTS_USAGE, runEvents } from './events.ts';
 
 export class UsageError extends Error {}
@@ -45,10 +46,11 @@ const USAGE: Record<string, string> = {
   ...DEMO_USAGE,
   ...CONSENT_USAGE,
   ...EVENTS_USAGE,
+  ...ADMIN_USAGE,
 };
 
 /** what each command and flag means (help.ts); a command missing here still gets a line per flag of its usage */
-const COMMAND_HELP: Record<string, CommandHelp> = { ...HELP, ...CLIENTS_HELP, ...USERS_HELP, ...CONNECTIONS_HELP, ...LINKS_HELP, ...DEMO_HELP, ...CONSENT_HELP, ...EVENTS_HELP };
+const COMMAND_HELP: Record<string, CommandHelp> = { ...HELP, ...CLIENTS_HELP, ...USERS_HELP, ...CONNECTIONS_HELP, ...LINKS_HELP, ...DEMO_HELP, ...CONSENT_HELP, ...EVENTS_HELP, ...ADMIN_HELP };
 
 function usageText(): string {
   return `usage:\n${Object.values(USAGE).map((u) => `  ${u}`).join('\n')}`;
@@ -128,7 +130,8 @@ export async function run(argv: string[], env: Record<string, string | undefined
   const init = argv.includes('--init');
   argv = argv.filter((a) => a !== '--init');
   const [group, sub, ...rest] = argv;
-  const single = group === 'migrate' || group === 'demo' || group === 'worker';
+  // one-word commands: their flags follow at once
+  const single = group === 'migrate' || group === 'demo' || group === 'worker' || group === 'audit';
   const cmd = single ? group : `${group ?? ''} ${sub ?? ''}`;
   const args = single ? argv.slice(1) : rest;
   if (!USAGE[cmd]) throw new UsageError(!group ? usageText() : (sub === undefined && groupUsage(group, USAGE)) || `unknown command "${cmd.trim()}"\n${usageText()}`);
@@ -140,6 +143,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
   if (Object.hasOwn(CLIENTS_USAGE, cmd)) return done(runClients(cmd, args, kit));
   if (cmd === 'demo') return done(runDemo(args, kit));
   if (Object.hasOwn(CONSENT_USAGE, cmd)) return done(runConsent(cmd, args, kit));
+  if (Object.hasOwn(ADMIN_USAGE, cmd)) return done(runAdminCli(cmd, args, kit));
   if (Object.hasOwn(USERS_USAGE, cmd)) return done(runUsers(cmd, args, kit));
   if (Object.hasOwn(MFA_USAGE, cmd)) return done(runMfaCli(cmd, args, kit));
   if (Object.hasOwn(CONNECTIONS_USAGE, cmd)) return done(runConnections(cmd, args, kit));
@@ -205,8 +209,26 @@ export async function run(argv: string[], env: Record<string, string | undefined
     case 'keys list':
     case 'keys rotate':
       return done(keysCommand(cmd, args, config, { parse, withStorage, table, usage: (c, m) => new UsageError(`${m}\nusage: ${USAGE[c]}`) }));
-    case 'users unlock':
-      return done(lockoutCommand(cmd, args, config, { parse, withStorage, usage: (c, m) => new UsageError(`${m}\nusage: ${USAGE[c]}`) }));
+    case 'users unlock': {
+      // through the admin service: account.unlocked with actor cli, stored with the change
+      const v = parse(cmd, args, { sub: { type: 'string' }, email: { type: 'string' } });
+      out.json = !!v.json;
+      const bySub = typeof v.sub === 'string' && v.sub !== '' ? v.sub : undefined;
+      const byEmail = typeof v.email === 'string' && v.email !== '' ? v.email : undefined;
+      if (!bySub === !byEmail) throw new UsageError(`give exactly one of --sub and --email\nusage: ${USAGE[cmd]}`);
+      const data = await withAdmin(kit, async (admin) => {
+        let target = bySub;
+        if (!target) {
+          const found = await admin.findUsers({ email: byEmail }).catch(() => []);
+          if (!found.length) throw new NoSuchAccount('no account with that e-mail address');
+          target = found[0].sub;
+        }
+        return admin.unlock(target, CLI_ACTOR);
+      });
+      out.data = data;
+      out.lines.push(data.wasLocked ? `account ${data.sub} unlocked (${data.cleared} counters cleared)` : `account ${data.sub} was not locked (${data.cleared} counters cleared)`);
+      return done(Promise.resolve(out));
+    }
   }
   throw new UsageError(usageText());
 }

@@ -16,8 +16,10 @@ import { loadLegacySecrets } from '../accounts/legacy-config.ts';
 import { PasswordPolicy } from '../passwords/policy.ts';
 import { eventsFor } from '../events/index.ts';
 import { createLogger } from '../logging/index.ts';
+import { withAdmin, CLI_ACTOR } from './admin.ts';
+import { Conflict } from '../admin/errors.ts';
 import {
-  AccountExists, AccountNotFound, ConcurrentUpdate, isValidEmail, normalizePhone, type Account,
+  isValidEmail, normalizeEmail, normalizePhone, type Account,
 } from '../accounts/types.ts';
 
 export const USERS_USAGE: Record<string, string> = {
@@ -108,9 +110,10 @@ export async function withAccounts<T>(kit: CliKit, fn: (store: DynamoAccountStor
 }
 
 /**
- * A lifecycle event for what an operator did (account.created, .merged,
- * .unmerged, .erased), published through the same sink as the server's
- * events (EVENTS_SINK); sub and ids only, never personal data.
+ * An event for what an operator did outside the admin service (e.g.
+ * federation.unlinked), recorded like the server's (EVENTS_SINK); sub and ids
+ * only, never personal data. Account lifecycle (user.created, .merged,
+ * .unmerged, .deleted) goes through the admin service (src/cli/admin.ts).
  */
 export async function lifecycleEvent(kit: CliKit, type: string, fields: { sub: string; data?: Record<string, unknown> }): Promise<void> {
   const { config } = kit;
@@ -162,15 +165,6 @@ function progressBar(): ((p: { bytes: number; totalBytes: number; read: number; 
 export async function runUsers(cmd: string, args: string[], kit: CliKit): Promise<CliOut> {
   const { config } = kit;
   const out: CliOut = { json: false, lines: [], data: undefined };
-  const wrapNotFound = async <T>(p: Promise<T>): Promise<T> => {
-    try {
-      return await p;
-    } catch (err) {
-      if (err instanceof AccountNotFound || err instanceof ConcurrentUpdate) throw new kit.UsageError(err.message);
-      throw err;
-    }
-  };
-
   switch (cmd) {
     case 'users add': {
       const { v } = parse(kit, cmd, args, {
@@ -193,19 +187,19 @@ export async function runUsers(cmd: string, args: string[], kit: CliKit): Promis
       const policy = new PasswordPolicy(config.passwordPolicy, (hash, pw) => hasher.verify(hash, pw));
       const refused = await policy.problems(password, { email, phone, name: typeof v.name === 'string' ? v.name : undefined });
       if (refused.length > 0) throw new kit.UsageError(`--password refused by the password policy: ${refused.join(' ')}`);
-      const account = await withAccounts(kit, async (store) => {
+      // the admin service writes it, with its event (user.created, actor cli)
+      const account = await withAdmin(kit, async (admin) => {
         try {
-          return await store.create({
+          return await admin.createUser({
             email, password, name: v.name as string | undefined, emailVerified: !!v['email-verified'],
             ...(phone ? { phone, phoneVerified: !!v['phone-verified'] } : {}),
-          });
+          }, CLI_ACTOR);
         } catch (err) {
-          if (err instanceof AccountExists) throw new kit.UsageError(`an account with e-mail ${email}${phone ? ' or that phone' : ''} already exists`);
+          if (err instanceof Conflict) throw new kit.UsageError(`an account with e-mail ${email}${phone ? ' or that phone' : ''} already exists`);
           throw err;
         }
       });
-      await lifecycleEvent(kit, 'account.created', { sub: account.sub });
-      out.data = { sub: account.sub, email: account.email };
+      out.data = { sub: account.sub, email: normalizeEmail(email) };
       out.lines.push(`user ${account.sub} created`);
       return out;
     }
@@ -267,8 +261,7 @@ export async function runUsers(cmd: string, args: string[], kit: CliKit): Promis
       const into = need(kit, cmd, v.into, '--into');
       const from = need(kit, cmd, v.from, '--from');
       if (into === from) throw new kit.UsageError(`--into and --from must differ\nusage: ${USERS_USAGE[cmd]}`);
-      const rec = await wrapNotFound(withAccounts(kit, (store) => store.merge(into, from)));
-      await lifecycleEvent(kit, 'account.merged', { sub: into, data: { mergeId: rec.id, fromSub: from } });
+      const rec = await withAdmin(kit, (admin) => admin.merge(into, from, CLI_ACTOR));
       out.data = rec;
       out.lines.push(`merged ${from} into ${into} (merge id ${rec.id}; undo with: idp users unmerge --merge-id ${rec.id})`);
       return out;
@@ -277,8 +270,7 @@ export async function runUsers(cmd: string, args: string[], kit: CliKit): Promis
       const { v } = parse(kit, cmd, args, { 'merge-id': { type: 'string' } });
       out.json = !!v.json;
       const id = need(kit, cmd, v['merge-id'], '--merge-id');
-      const rec = await wrapNotFound(withAccounts(kit, (store) => store.unmerge(id)));
-      await lifecycleEvent(kit, 'account.unmerged', { sub: rec.restoredSub ?? rec.into, data: { mergeId: id, into: rec.into } });
+      const rec = await withAdmin(kit, (admin) => admin.unmerge(id, CLI_ACTOR));
       out.data = rec;
       out.lines.push(`merge ${id} undone: ${rec.restoredSub} is a separate account again`);
       return out;
@@ -287,9 +279,7 @@ export async function runUsers(cmd: string, args: string[], kit: CliKit): Promis
       const { v } = parse(kit, cmd, args, { erase: { type: 'string' } });
       out.json = !!v.json;
       const sub = need(kit, cmd, v.erase, '--erase');
-      const erased = await withAccounts(kit, (store) => store.erase(sub));
-      if (!erased) throw new kit.UsageError(`no account ${sub}`);
-      await lifecycleEvent(kit, 'account.erased', { sub });
+      const { erased } = await withAdmin(kit, (admin) => admin.erase(sub, CLI_ACTOR));
       out.data = { sub, erased };
       out.lines.push(`account ${sub} erased: its data key, lookup pointers, sessions, grants, tokens and outbox messages are gone`);
       return out;

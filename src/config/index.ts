@@ -3,6 +3,7 @@
 // the variable and what it expects; main() prints that line and exits 1.
 import os from 'node:os';
 import path from 'node:path';
+import type { AdminConfig } from './admin.ts';
 import { MFA_POLICIES, OFFERED_METHODS, type MfaConfig, type MfaPolicy, type OfferedMethod } from './mfa.ts';
 
 export class ConfigError extends Error {
@@ -81,6 +82,8 @@ export interface Config {
   accounts: AccountsConfig;
   /** two-step verification (docs/mfa.md) */
   mfa: MfaConfig;
+  /** the admin console and API (docs/admin.md) */
+  admin: AdminConfig;
   /** SESSION_COOKIE_DOMAIN: the Domain of the session cookie, so sites under it (forward-auth) receive it; unset: host-only */
   sessionCookieDomain: string | undefined;
   /** forward-auth for gateways (src/edge, README "Protecting sites and APIs at the edge") */
@@ -296,6 +299,10 @@ export function loadConfig(env: Env = process.env): Config {
     workers: workers(env),
     accounts: accountsConfig(env),
     mfa: mfaConfig(env, issuer),
+    admin: {
+      sessionIdleSeconds: int(env, 'ADMIN_SESSION_IDLE_SECONDS', 900, 30, 86_400),
+      sessionMaxSeconds: int(env, 'ADMIN_SESSION_MAX_SECONDS', 28_800, 60, 604_800),
+    },
     sessionCookieDomain,
     edge: {
       sitesFile: env.EDGE_SITES_FILE ? path.resolve(env.EDGE_SITES_FILE) : undefined,

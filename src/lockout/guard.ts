@@ -295,11 +295,12 @@ export class DynamoLoginGuard implements LoginGuard {
   }
 
   /** clears every counter of the account (admin, self-service code, password reset) */
-  async unlock(sub: string, by: 'admin' | 'self_service' | 'password_reset' | 'second_factor', requestId?: string): Promise<{ cleared: number; wasLocked: boolean }> {
+  /** `actor`: who lifted it when an admin did (their sub, an API client's id, or "cli": the admin service) */
+  async unlock(sub: string, by: 'admin' | 'self_service' | 'password_reset' | 'second_factor', requestId?: string, opts: { actor?: string } = {}): Promise<{ cleared: number; wasLocked: boolean }> {
     const before = await this.state(sub);
     let cleared = 0;
     // stored with the counters' removal; nothing removed, nothing to tell
-    await this.deps.events.commit(() => ({ type: 'account.unlocked', sub, reason: by, requestId, data: { wasLocked: before.locked, permanent: before.permanent } }), async () => {
+    await this.deps.events.commit(() => ({ type: 'account.unlocked', sub, reason: by, requestId, actor: opts.actor, data: { wasLocked: before.locked, permanent: before.permanent } }), async () => {
       cleared = await this.deps.counters.clear(keys.account(sub));
     }, { onlyIfWritten: true });
     return { cleared, wasLocked: before.locked };

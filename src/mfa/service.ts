@@ -204,10 +204,10 @@ export class MfaService {
   }
 
   /** removes every factor, pending enrolment and remembered device of the account */
-  async reset(sub: string, by: 'admin' | 'user'): Promise<{ factors: boolean; devices: number }> {
+  async reset(sub: string, by: 'admin' | 'user', opts: { actor?: string; requestId?: string } = {}): Promise<{ factors: boolean; devices: number }> {
     let r = { factors: false, devices: 0 };
-    // the user removing their own factors is mfa.removed; an admin's reset is mfa.reset
-    await this.events.commit(() => ({ type: by === 'user' ? 'mfa.removed' : 'mfa.reset', sub, data: { by } }), async () => {
+    // the user removing their own factors is mfa.removed; an admin's reset is mfa.reset (actor: the admin service's)
+    await this.events.commit(() => ({ type: by === 'user' ? 'mfa.removed' : 'mfa.reset', sub, actor: opts.actor, requestId: opts.requestId, data: { by } }), async () => {
       r = await this.store.deleteAll(sub);
     });
     return r;
@@ -244,10 +244,10 @@ export class MfaService {
     return !!d && this.events.commitIf({ type: 'device.revoked', sub, data: { by, device: d.id } }, () => this.store.deleteDevice(sub, d.sk));
   }
 
-  async revokeAllDevices(sub: string, by: 'user' | 'admin'): Promise<number> {
+  async revokeAllDevices(sub: string, by: 'user' | 'admin', opts: { actor?: string; requestId?: string } = {}): Promise<number> {
     let n = 0;
     for (const d of await this.store.listDevices(sub)) {
-      if (await this.events.commitIf({ type: 'device.revoked', sub, data: { by, device: d.id } }, () => this.store.deleteDevice(sub, d.sk))) n++;
+      if (await this.events.commitIf({ type: 'device.revoked', sub, actor: opts.actor, requestId: opts.requestId, data: { by, device: d.id } }, () => this.store.deleteDevice(sub, d.sk))) n++;
     }
     return n;
   }

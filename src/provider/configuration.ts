@@ -20,6 +20,7 @@ import { acrValues, mfaInteractionPolicy, validateMfaPolicyMetadata, type MfaPro
 import { accountClientMetadata } from '../mfa/account.ts';
 import type { ConsentProviderHooks } from '../consent/grants.ts';
 import { ROLE_CLAIMS, ROLES_SCOPE } from '../consent/roles.ts';
+import { ADMIN_SCOPES_METADATA, ADMIN_SCOPE_VALUES } from '../config/admin.ts';
 
 export const SCOPES = ['openid', 'offline_access', 'email', 'profile', 'phone', ROLES_SCOPE];
 
@@ -138,8 +139,14 @@ export function buildConfiguration(deps: ConfigurationDeps): Configuration {
       id_token_signed_response_alg: 'RS256',
     },
     extraClientMetadata: {
-      properties: ['first_party', 'mfa_policy', ...(deps.consent?.properties ?? [])],
+      properties: ['first_party', 'mfa_policy', ADMIN_SCOPES_METADATA, ...(deps.consent?.properties ?? [])],
       validator(_ctx, key, value) {
+        // the admin API scopes this client may use (src/admin/scopes.ts): space-separated admin:* values
+        if (key === ADMIN_SCOPES_METADATA && value !== undefined && value !== null) {
+          if (typeof value !== 'string' || !value.split(' ').every((v) => ADMIN_SCOPE_VALUES.includes(v))) {
+            throw new errors.InvalidClientMetadata(`admin_scopes must be space-separated values of ${ADMIN_SCOPE_VALUES.join(', ')}`);
+          }
+        }
         validateMfaPolicyMetadata(key, value);
         try {
           deps.consent?.validateMetadata(key, value);
