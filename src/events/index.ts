@@ -102,6 +102,13 @@ export class Events {
     return { size: 0, oldestAgeSeconds: 0 };
   }
 
+  /** the sink's kind ('none' without one); rejects when the sink cannot take events now (/readyz) */
+  async ping(signal: AbortSignal): Promise<{ sink: string }> {
+    if (!this.sink) return { sink: 'none' };
+    await this.sink.ping?.(signal);
+    return { sink: this.sink.kind };
+  }
+
   /** resolves when what was recorded so far was handed to the sink */
   async settled(): Promise<void> {
     await Promise.all([...this.inflight]);
