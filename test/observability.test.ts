@@ -10,7 +10,7 @@ import parsePrometheus, { type PromFamily } from 'parse-prometheus-text-format';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { startTestIdp, freePort, type TestIdp } from './support/idp.ts';
-import { IpAgent, REDIRECT, addClient, addUser, loginForm, post, signIn, succeeded } from './support/lockout.ts';
+import { IpAgent, REDIRECT, addClient, addUser, loginForm, post, signIn } from './support/lockout.ts';
 import { UserAgent, readForm } from './support/user-agent.ts';
 import { startKmsServer, type KmsTestServer } from './support/kms-server.ts';
 import { Metrics } from '../src/logging/metrics.ts';
