@@ -2,6 +2,7 @@
 // registry, views → provider → Koa app → HTTP server. Tests start it
 // in-process; src/main.ts starts it for `npm start`.
 import http from 'node:http';
+import cluster from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import type { Config } from './config/index.ts';
@@ -194,7 +195,9 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const { port } = server.address() as AddressInfo;
     const url = `http://127.0.0.1:${port}`;
     let metricsServer: http.Server | undefined;
-    if (metrics && config.metrics.port !== undefined) {
+    // in a cluster, the primary serves the workers' aggregate on METRICS_PORT (src/cluster.ts)
+    if (metrics && cluster.isWorker) metrics.shareWithClusterPrimary();
+    else if (metrics && config.metrics.port !== undefined) {
       try {
         metricsServer = await startMetricsServer(metrics, { port: config.metrics.port, host: config.metrics.host, token: config.metrics.token });
       } catch (err) {

@@ -329,6 +329,9 @@ function metricsConfig(env: Env): MetricsConfig {
   if (token !== undefined && !/^[\x21-\x7e]{32,512}$/.test(token)) {
     throw new ConfigError('METRICS_TOKEN must be 32 to 512 printable characters without spaces (e.g. `openssl rand -hex 32`)');
   }
+  if (token !== undefined && port === undefined && workers(env) > 1) {
+    throw new ConfigError('METRICS_PORT must be set when WORKERS > 1 and METRICS_TOKEN is: the cluster primary serves every worker\'s metrics there, the main port would answer for one worker');
+  }
   return { enabled: port !== undefined || token !== undefined, port, host: str(env, 'METRICS_HOST', str(env, 'HOST', '0.0.0.0')), token };
 }
 

@@ -30,7 +30,7 @@ export function metricsRoute(metrics: Metrics, token: string): Middleware {
 }
 
 /** the metrics listener (METRICS_PORT): /metrics only, with the token when one is set */
-export async function startMetricsServer(metrics: Metrics, opts: { port: number; host: string; token?: string }): Promise<http.Server> {
+export async function startMetricsServer(metrics: { contentType: string; text(): Promise<string> }, opts: { port: number; host: string; token?: string }): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const send = (status: number, type: string, body: string, headers: Record<string, string> = {}) => {

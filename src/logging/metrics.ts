@@ -146,13 +146,15 @@ export class Metrics {
     };
     new client.Gauge({
       name: 'idp_events_backlog_size', help: 'Events recorded but not yet delivered to the sink', registers,
+      // every worker of a cluster reads the same backlog: one value, not their sum
+      aggregator: 'max',
       async collect(this: Gauge) {
         const b = await readBacklog()?.catch(() => undefined);
         if (b) this.set(b.size);
       },
     });
     new client.Gauge({
-      name: 'idp_events_backlog_oldest_age_seconds', help: 'Age of the oldest event not yet delivered (0 when none waits)', registers,
+      name: 'idp_events_backlog_oldest_age_seconds', help: 'Age of the oldest event not yet delivered (0 when none waits)', registers, aggregator: 'max',
       async collect(this: Gauge) {
         const b = await readBacklog()?.catch(() => undefined);
         if (b) this.set(b.oldestAgeSeconds);
@@ -161,7 +163,7 @@ export class Metrics {
     const keys = () => this.keysReader?.() ?? [];
     new client.Gauge({
       name: 'idp_key_age_seconds', help: 'Age of each loaded key (signing keys by alg, the cookie key) by state (next, active, retired)',
-      labelNames: ['kind', 'alg', 'state', 'kid'], registers,
+      labelNames: ['kind', 'alg', 'state', 'kid'], registers, aggregator: 'max',
       collect(this: Gauge<'kind' | 'alg' | 'state' | 'kid'>) {
         this.reset();
         const now = Date.now();
@@ -254,6 +256,17 @@ export class Metrics {
     }
   }
 
+  /**
+   * In a cluster worker (WORKERS > 1): the primary's metrics listener asks every
+   * worker for this registry and serves their aggregate (prom-client's
+   * AggregatorRegistry; counters and histograms are summed).
+   */
+  shareWithClusterPrimary(): void {
+    client.AggregatorRegistry.setRegistries([this.registry]);
+    // constructing one is what makes prom-client answer the primary's requests in a worker
+    new client.AggregatorRegistry();
+  }
+
   /** the event backlog gauges read this at each scrape (at most once a second) */
   watchBacklog(reader: BacklogReader): void {
     this.backlogReader = reader;
@@ -263,6 +276,12 @@ export class Metrics {
   watchKeys(reader: KeysReader): void {
     this.keysReader = reader;
   }
+}
+
+/** the cluster primary's view (WORKERS > 1): the workers' registries, aggregated at each scrape */
+export function clusterMetrics(): { contentType: string; text(): Promise<string> } {
+  const aggregator = new client.AggregatorRegistry();
+  return { contentType: aggregator.contentType, text: () => aggregator.clusterMetrics() };
 }
 
 /** the time since `started` (process.hrtime.bigint()) in seconds */
