@@ -14,6 +14,7 @@ import { IpAgent, REDIRECT, addClient, addUser, loginForm, post, signIn } from '
 import { UserAgent, readForm } from './support/user-agent.ts';
 import { startKmsServer, type KmsTestServer } from './support/kms-server.ts';
 import { Metrics } from '../src/logging/metrics.ts';
+import { readiness } from '../src/http/readiness.ts';
 import { loadConfig, ConfigError } from '../src/config/index.ts';
 
 const TOKEN = crypto.randomBytes(24).toString('hex');
@@ -316,6 +317,27 @@ describe('observability: metrics, logs that explain, readiness', function () {
       expect(loadConfig({ METRICS_TOKEN: TOKEN }).metrics).to.include({ enabled: true, token: TOKEN });
       expect(() => loadConfig({ METRICS_TOKEN: 'short' })).to.throw(ConfigError, /METRICS_TOKEN/);
       expect(() => loadConfig({ PORT: '9100', METRICS_PORT: '9100' })).to.throw(ConfigError, /METRICS_PORT/);
+    });
+
+    it('readiness: a check that hangs is down (TimeoutError) within the timeout; an optional one down keeps it ready; answers are cached', async () => {
+      let calls = 0;
+      const ready = readiness({
+        fast: { required: true, run: async () => { calls++; return { extra: 1 }; } },
+        hangs: { required: true, run: () => new Promise(() => {}) },
+        optional: { required: false, run: async () => { throw Object.assign(new Error('secret endpoint http://10.0.0.1'), { name: 'ECONNREFUSED' }); } },
+      }, { timeoutMs: 100, cacheMs: 60_000 });
+      const started = Date.now();
+      const r = await ready();
+      expect(Date.now() - started).to.be.below(1000);
+      expect(r).to.deep.include({ status: 'unavailable', reason: 'down: hangs' });
+      expect(r.checks.fast).to.include({ state: 'up', extra: 1 });
+      expect(r.checks.hangs).to.include({ state: 'down', error: 'TimeoutError' });
+      expect(r.checks.optional).to.include({ state: 'down', required: false, error: 'ECONNREFUSED' });
+      expect(JSON.stringify(r)).to.not.include('10.0.0.1');
+      await Promise.all([ready(), ready(), ready()]);
+      expect(calls).to.equal(1);
+      const optionalOnly = await readiness({ optional: { required: false, run: async () => { throw new Error('x'); } } }, { timeoutMs: 100, cacheMs: 0 })();
+      expect(optionalOnly.status).to.equal('ready');
     });
 
     it('MFA challenges are counted from events; label values from events stay bounded', async () => {
