@@ -228,6 +228,18 @@ describe('observability: metrics, logs that explain, readiness', function () {
       expect(JSON.stringify(lines[0])).to.not.include('x@example.com');
     });
 
+    it('the 404 page: its reference id is the one logged, with not_found; the route label is "unmatched", never the path', async () => {
+      const res = await new UserAgent(idp.issuer).request('/no/such/page-3f9a');
+      expect(res.status).to.equal(404);
+      const ref = res.headers.get('x-request-id')!;
+      expect(await res.text()).to.include(ref);
+      expect(linesOf(idp, ref)).to.have.length(1);
+      expect(linesOf(idp, ref)[0]).to.include({ msg: 'request refused', error: 'not_found' });
+      const text = await (await fetch(`${idp.issuer}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+      expect(text).to.not.include('page-3f9a');
+      expect(text).to.match(/idp_http_request_duration_seconds_count\{route="unmatched",method="GET",status="404"\} [1-9]/);
+    });
+
     it('/readyz names each dependency with its state, and asks them at most once per READY_CACHE_MS however often it is called', async () => {
       const before = total(await scrape(), 'idp_dynamodb_request_duration_seconds', { operation: 'DescribeTable' });
       const answers = await Promise.all(Array.from({ length: 20 }, () => fetch(`${idp.issuer}/readyz`)));
