@@ -13,11 +13,15 @@
 //     the workers, which each follow KMS_STARTUP (fail or wait).
 // A worker that dies is started again (with a growing pause when it keeps
 // dying at start-up); SIGTERM/SIGINT stop the workers first, then storage.
+// With METRICS_PORT, the primary serves /metrics: the workers' registries,
+// gathered over the cluster's IPC and aggregated (docs/metrics.md).
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from './config/index.ts';
 import type { Logger } from './logging/index.ts';
 import { prepareStorage } from './server.ts';
 import { openKeyring, KmsUnavailable } from './keys/index.ts';
+import { clusterMetrics } from './logging/metrics.ts';
+import { startMetricsServer } from './http/metrics.ts';
 
 /** a worker that exits this soon after it was forked counts as failing at start-up */
 const STARTUP_WINDOW_MS = 10_000;
@@ -36,6 +40,10 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
       throw err;
     }
   }
+
+  // /metrics on METRICS_PORT: every worker's registry, asked at each scrape and aggregated
+  const metricsServer = config.metrics.port === undefined ? undefined
+    : await startMetricsServer(clusterMetrics(), { port: config.metrics.port, host: config.metrics.host, token: config.metrics.token });
 
   let stopping = false;
   let failures = 0;
@@ -80,6 +88,8 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
     const force = setTimeout(() => { for (const w of workers) if (!w.isDead()) w.process.kill('SIGKILL'); }, 15_000);
     await Promise.all(exited);
     clearTimeout(force);
+    metricsServer?.closeAllConnections();
+    metricsServer?.close();
     await storage.close().catch(() => {});
     log.info('stopped');
     process.exit(exitCode);

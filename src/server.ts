@@ -3,10 +3,12 @@
 // in-process; src/main.ts starts it for `npm start`.
 import http from 'node:http';
 import type Koa from 'koa';
+import cluster from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import type { Config } from './config/index.ts';
 import { createLogger, type Logger } from './logging/index.ts';
+import { Metrics } from './logging/metrics.ts';
 import { openStorage, type Storage } from './storage/index.ts';
 import { migrate, currentVersion, LATEST_VERSION } from '../migrations/index.ts';
 import { startKeyring } from './keys/startup.ts';
@@ -26,6 +28,8 @@ import { withTokenKindLookup } from './provider/token-kinds.ts';
 import { withTokenPipeline } from './provider/token-pipeline.ts';
 import { interactionPipeline } from './provider/interaction-pipeline.ts';
 import { createApp } from './http/app.ts';
+import { readiness, type DependencyCheck } from './http/readiness.ts';
+import { startMetricsServer } from './http/metrics.ts';
 import { brandStylesheetUrl, site } from './http/site.ts';
 import { interactionRouter } from './interactions/routes.ts';
 import { LoginFlow, loginMethod } from './interactions/flow.ts';
@@ -52,6 +56,10 @@ export interface RunningServer {
   keyring: Keyring;
   host: ProviderHost;
   log: Logger;
+  /** the registry /metrics serves (METRICS_PORT or METRICS_TOKEN set), else undefined */
+  metrics: Metrics | undefined;
+  /** the metrics listener's URL (METRICS_PORT) */
+  metricsUrl: string | undefined;
   events: Events;
   messages: MessageSender;
   /** two-step verification: the service (tests and the CLI reach factors through it) */
@@ -68,8 +76,8 @@ export interface RunningServer {
 }
 
 /** Opens storage and brings the schema up to date (embedded) or checks it (external). */
-export async function prepareStorage(config: Config, log: Logger, role: 'server' | 'cli'): Promise<Storage> {
-  const storage = await openStorage(config, { role });
+export async function prepareStorage(config: Config, log: Logger, role: 'server' | 'cli', metrics?: Metrics): Promise<Storage> {
+  const storage = await openStorage(config, { role, metrics });
   try {
     if (!config.dynamodbEndpoint) {
       await migrate(storage, (m) => log.info({ migration: m }, 'migrating'));
@@ -98,11 +106,30 @@ function revocationEvents(provider: Koa.Middleware, events: Events): Koa.Middlew
   };
 }
 
+/** what /readyz checks: DynamoDB; KMS in the KMS modes; the event sink (reported, not required) */
+function dependencyChecks(storage: Storage, keyring: Keyring, events: Events): Record<string, DependencyCheck> {
+  const checks: Record<string, DependencyCheck> = {
+    dynamodb: {
+      required: true,
+      run: async (signal) => {
+        await storage.raw.send(new DescribeTableCommand({ TableName: storage.tables.oidc }), { abortSignal: signal });
+      },
+    },
+  };
+  const { ping } = keyring;
+  if (ping) checks.kms = { required: true, run: (signal) => ping(signal) };
+  // events wait in the backlog while the sink is down: reported, never a reason to take the instance out
+  checks.events = { required: false, run: (signal) => events.ping(signal) };
+  return checks;
+}
+
 export async function startServer(config: Config, opts: { log?: Logger } = {}): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.logLevel);
-  const storage = await prepareStorage(config, log, 'server');
+  // nothing is collected unless /metrics is served somewhere (docs/metrics.md)
+  const metrics = config.metrics.enabled ? new Metrics() : undefined;
+  const storage = await prepareStorage(config, log, 'server', metrics);
   try {
-    const keyring = await startKeyring(config, storage, log);
+    const keyring = await startKeyring(config, storage, log, metrics);
     const hasher = meteredHasher(argon2Hasher(config.argon2));
     const accounts = new DynamoAccountStore(storage, hasher, keyring, {
       dataKeyCache: { maxEntries: config.accounts.dataKeyCacheSize, maxAgeMs: config.accounts.dataKeyCacheSeconds * 1000 },
@@ -113,6 +140,11 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const registry = new Registry(storage, { clientCache, keyring });
     if (config.seedFile) await applySeedFile(config.seedFile, registry, log);
     const events = eventsFor(config, storage, log, 'server');
+    if (metrics) {
+      events.subscribe((e) => metrics.onEvent(e));
+      metrics.watchBacklog(() => events.backlog());
+      metrics.watchKeys(() => keyring.keys());
+    }
     const messages = createMessageSender({ sender: config.messages.sender, messagesQueueUrl: config.messages.queueUrl, sqsEndpoint: config.events.sqsEndpoint, region: config.awsRegion, dataDir: config.dataDir }, events);
     // the pages: branding and languages, the landing page and the 404 (README "Pages")
     const views = createViews({ brand: { productName: config.ui.productName, logoUrl: config.ui.logoUrl, stylesheet: brandStylesheetUrl(config.ui.primaryColor) }, defaultLocale: config.ui.defaultLocale });
@@ -133,7 +165,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     const scopedAccounts = pipeline.accounts(accounts);
     // forward-auth for gateways (src/edge), when EDGE_SITES_FILE is set: its sign-in client goes into the provider
     const edge = createEdge({ config, keyring, accounts, views, provider: () => host.provider });
-    const host = new ProviderHost({ config, adapter: pipeline.Adapter, accounts: scopedAccounts, keyring, registry, views, mfa: mfa.hooks, consent: consent.providerHooks, clients: edge?.clients }, log);
+    const host = new ProviderHost({ config, adapter: pipeline.Adapter, accounts: scopedAccounts, keyring, registry, views, mfa: mfa.hooks, consent: consent.providerHooks, clients: edge?.clients }, log, metrics);
 
     const password = passwordStrategy(accounts, hasher, {
       legacySecrets: loadLegacySecrets(config), sunset: config.accounts.legacySunset, argon2: config.argon2, log, events,
@@ -182,9 +214,10 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
       log, views,
       cookieKeys: keyring.cookieKeys(),
       trustProxyHops: config.trustProxyHops,
-      ready: async () => {
-        await storage.raw.send(new DescribeTableCommand({ TableName: storage.tables.oidc }), { abortSignal: AbortSignal.timeout(2000) });
-      },
+      ready: readiness(dependencyChecks(storage, keyring, events), { ...config.readiness, log }),
+      metrics,
+      // on the main port only when it has no port of its own
+      metricsToken: config.metrics.port === undefined ? config.metrics.token : undefined,
       around: pipeline.middleware,
       routers: [interactionRouter({ flow, views, accounts: scopedAccounts, secureCookies: config.secureCookies, consent: consent.screen }), lockout.router, ...mfa.routers, ...federation.routers, ...consent.routers, ...(edge?.routers ?? []), ...adminRouters],
       // plain-http (loopback) upstream IdPs and edge sites that sign-ins redirect to
@@ -203,6 +236,18 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     });
     const { port } = server.address() as AddressInfo;
     const url = `http://127.0.0.1:${port}`;
+    let metricsServer: http.Server | undefined;
+    // in a cluster, the primary serves the workers' aggregate on METRICS_PORT (src/cluster.ts)
+    if (metrics && cluster.isWorker) metrics.shareWithClusterPrimary();
+    else if (metrics && config.metrics.port !== undefined) {
+      try {
+        metricsServer = await startMetricsServer(metrics, { port: config.metrics.port, host: config.metrics.host, token: config.metrics.token });
+      } catch (err) {
+        server.close();
+        throw err;
+      }
+    }
+    const metricsUrl = metricsServer ? `http://127.0.0.1:${(metricsServer.address() as AddressInfo).port}/metrics` : undefined;
     log.info({ url, issuer: config.issuer, storage: config.dynamodbEndpoint ? 'dynamodb' : 'embedded dynalite', keys: keyring.mode }, 'idp listening');
 
     // rotation without a restart: follow the keys table; on a change, rebuild the provider and app.keys
@@ -216,10 +261,12 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
 
     let closing: Promise<void> | undefined;
     return {
-      url, server, storage, keyring, host, log, events, messages, lockout, mfa, federation, consent, admin,
+      url, server, storage, keyring, host, log, metrics, metricsUrl, events, messages, lockout, mfa, federation, consent, admin,
       close() {
         closing ??= (async () => {
           keysRefresh.stop();
+          metricsServer?.closeAllConnections();
+          metricsServer?.close();
           // stop accepting, let in-flight requests finish, then drop idle keep-alive sockets
           const done = new Promise<void>((resolve) => server.close(() => resolve()));
           server.closeIdleConnections();

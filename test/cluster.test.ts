@@ -59,6 +59,8 @@ describe('WORKERS (cluster mode)', function () {
     expect(loadConfig({ WORKERS: '3' }).workers).to.equal(3);
     expect(loadConfig({ WORKERS: 'auto' }).workers).to.equal(Math.min(os.availableParallelism(), 64));
     for (const bad of ['0', '65', 'two', '-1']) expect(() => loadConfig({ WORKERS: bad }), bad).to.throw(ConfigError, /WORKERS/);
+    // metrics on the main port would answer for one worker: the primary serves them on METRICS_PORT
+    expect(() => loadConfig({ WORKERS: '2', METRICS_TOKEN: 'x'.repeat(32) })).to.throw(ConfigError, /METRICS_PORT must be set when WORKERS > 1/);
   });
 
   let primary: ChildProcess | undefined;
@@ -70,7 +72,8 @@ describe('WORKERS (cluster mode)', function () {
   it('serves from two workers on shared storage, replaces a dead worker, and stops on SIGTERM', async () => {
     const port = await freePort();
     const dataDir = tempDir('idp-cluster-');
-    const env = { DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', ISSUER: `http://127.0.0.1:${port}`, LOG_LEVEL: 'info', WORKERS: '2' };
+    const metricsPort = await freePort();
+    const env = { DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', ISSUER: `http://127.0.0.1:${port}`, LOG_LEVEL: 'info', WORKERS: '2', METRICS_PORT: String(metricsPort) };
     primary = spawn(process.execPath, [path.join(root, 'src', 'main.ts')], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     primary.stdout!.on('data', (b) => { output += b; });
     primary.stderr!.on('data', (b) => { output += b; });
@@ -88,6 +91,9 @@ describe('WORKERS (cluster mode)', function () {
       expect(r.status, JSON.stringify(r.body)).to.equal(200);
       tokens.push(r.body.access_token as string);
     }
+    // the primary's /metrics: both workers' counts, summed
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).to.match(/^idp_tokens_issued_total\{grant_type="client_credentials"\} 4$/m);
     // each token introspected on the next connections, so on the other worker too
     for (const token of tokens) {
       const r = await post(port, '/token/introspection', { token }, auth);

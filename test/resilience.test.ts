@@ -36,7 +36,8 @@ describe('DynamoDB outage', function () {
   before(async () => {
     port = await freePort();
     db = await dynaliteOn(port, dir);
-    const env = { DYNAMODB_ENDPOINT: `http://127.0.0.1:${port}`, TABLE_PREFIX: 'outage_' };
+    // READY_CACHE_MS=0: /readyz asks DynamoDB at each call here, so it sees the outage and the recovery at once
+    const env = { DYNAMODB_ENDPOINT: `http://127.0.0.1:${port}`, TABLE_PREFIX: 'outage_', READY_CACHE_MS: '0' };
     // an external endpoint is migrated by the operator, not by the server
     await runCli(['migrate'], { ...env, DATA_DIR: tempDir() });
     idp = await startTestIdp(env);
@@ -64,6 +65,7 @@ describe('DynamoDB outage', function () {
 
     const ready = await fetch(`${idp.url}/readyz`);
     expect(ready.status).to.equal(503);
+    expect(await ready.json()).to.deep.include({ status: 'unavailable', reason: 'down: dynamodb' });
     expect((await fetch(`${idp.url}/healthz`)).status).to.equal(200);
 
     const t = await token();

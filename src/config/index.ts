@@ -96,6 +96,30 @@ export interface Config {
   ui: UiConfig;
   /** consent, admin consent and roles (src/consent, README "Consent and roles") */
   consent: ConsentConfig;
+  /** /metrics (docs/metrics.md) */
+  metrics: MetricsConfig;
+  /** /readyz (README "Health and readiness") */
+  readiness: ReadinessConfig;
+}
+
+/**
+ * Where /metrics is served. Neither set (the default): nowhere, and nothing is
+ * collected. METRICS_PORT: on a listener of its own (METRICS_HOST), never on
+ * the main port. METRICS_TOKEN alone: on the main port, only with
+ * `Authorization: Bearer <token>`. Both: on the metrics port, with the token.
+ */
+export interface MetricsConfig {
+  enabled: boolean;
+  port: number | undefined;
+  host: string;
+  token: string | undefined;
+}
+
+export interface ReadinessConfig {
+  /** READY_TIMEOUT_MS: each dependency check gives up after this long */
+  timeoutMs: number;
+  /** READY_CACHE_MS: an answer is reused this long, so /readyz cannot be used to hammer the dependencies */
+  cacheMs: number;
 }
 
 export interface ConsentConfig {
@@ -318,7 +342,27 @@ export function loadConfig(env: Env = process.env): Config {
       cacheSeconds: int(env, 'CONSENT_CACHE_SECONDS', 10, 0, 3600),
       rolesClaimsMaxBytes: int(env, 'ROLES_CLAIMS_MAX_BYTES', 4096, 64, 1_000_000),
     },
+    metrics: metricsConfig(env),
+    readiness: {
+      timeoutMs: int(env, 'READY_TIMEOUT_MS', 1000, 50, 30_000),
+      cacheMs: int(env, 'READY_CACHE_MS', 2000, 0, 60_000),
+    },
   };
+}
+
+function metricsConfig(env: Env): MetricsConfig {
+  const port = env.METRICS_PORT === undefined || env.METRICS_PORT === '' ? undefined : int(env, 'METRICS_PORT', 0, 1, 65535);
+  if (port !== undefined && env.PORT !== undefined && env.PORT !== '' && String(port) === env.PORT) {
+    throw new ConfigError(`METRICS_PORT must differ from PORT (${env.PORT}): the metrics listener is a port of its own`);
+  }
+  const token = env.METRICS_TOKEN || undefined;
+  if (token !== undefined && !/^[\x21-\x7e]{32,512}$/.test(token)) {
+    throw new ConfigError('METRICS_TOKEN must be 32 to 512 printable characters without spaces (e.g. `openssl rand -hex 32`)');
+  }
+  if (token !== undefined && port === undefined && workers(env) > 1) {
+    throw new ConfigError('METRICS_PORT must be set when WORKERS > 1 and METRICS_TOKEN is: the cluster primary serves every worker\'s metrics there, the main port would answer for one worker');
+  }
+  return { enabled: port !== undefined || token !== undefined, port, host: str(env, 'METRICS_HOST', str(env, 'HOST', '0.0.0.0')), token };
 }
 
 function uiConfig(env: Env): UiConfig {

@@ -21,6 +21,11 @@ export class FileEventSink implements EventSink {
     return p;
   }
 
+  /** the directory can be written */
+  async ping(): Promise<void> {
+    await fs.promises.access(path.dirname(this.file), fs.constants.W_OK);
+  }
+
   async close(): Promise<void> {
     await this.chain;
   }

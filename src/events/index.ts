@@ -209,6 +209,13 @@ export class Events implements EventRecorder {
     return this.backlogCache.value;
   }
 
+  /** the sink's kind ('none' without one); rejects when the sink cannot take events now (/readyz) */
+  async ping(signal: AbortSignal): Promise<{ sink: string }> {
+    if (!this.sink) return { sink: 'none' };
+    await this.sink.ping?.(signal);
+    return { sink: this.sink.kind };
+  }
+
   /** resolves when what was emitted so far was stored and what this process holds was sent */
   async settled(): Promise<void> {
     await Promise.all([...this.inflight]);

@@ -1,7 +1,7 @@
 // The AWS event sink: SendMessageBatch in batches of up to 10. It only
 // delivers: the events table is the spool, and the publisher tries again
 // what did not go (publisher.ts), so an SQS outage loses nothing.
-import { SQSClient, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SQSClient, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import type { CloudEvent, EventSink } from './types.ts';
 
 export interface SqsSinkOptions {
@@ -51,6 +51,11 @@ export class SqsEventSink implements EventSink {
       }
     }
     return failed;
+  }
+
+  /** GetQueueAttributes of the queue: reachable, and the queue exists */
+  async ping(signal: AbortSignal): Promise<void> {
+    await this.client.send(new GetQueueAttributesCommand({ QueueUrl: this.queueUrl, AttributeNames: ['QueueArn'] }), { abortSignal: signal });
   }
 
   async close(): Promise<void> {

@@ -67,6 +67,8 @@ export interface EventSink {
   readonly kind: string;
   /** resolves with the ids that were not delivered (all of them when it throws) */
   deliver(events: CloudEvent[]): Promise<string[]>;
+  /** one cheap call that rejects when the sink cannot take events now (/readyz) */
+  ping?(signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -6,6 +6,10 @@ import path from 'node:path';
 import Koa from 'koa';
 import Router from '@koa/router';
 import type { Logger } from '../logging/index.ts';
+import type { Metrics } from '../logging/metrics.ts';
+import type { RequestFailure } from '../logging/failure.ts';
+import type { Readiness } from './readiness.ts';
+import { metricsRoute } from './metrics.ts';
 import type { Views } from './views.ts';
 import { VIEWS_DIR } from './views.ts';
 import { errorMiddleware } from './errors.ts';
@@ -17,8 +21,11 @@ export interface AppDeps {
   views: Views;
   cookieKeys: string[];
   trustProxyHops: number;
-  /** resolves when storage answers; rejects otherwise */
-  ready: () => Promise<void>;
+  /** each dependency's state (readiness.ts) */
+  ready: () => Promise<Readiness>;
+  /** requests are counted and timed here; /metrics is served on this port when `metricsToken` is set */
+  metrics?: Metrics;
+  metricsToken?: string;
   routers: Router[];
   provider: Koa.Middleware;
   /** extra form-action sources of the pages' CSP (e.g. loopback upstream IdPs in development) */
@@ -60,6 +67,9 @@ export function createApp(deps: AppDeps): Koa {
   app.keys = deps.cookieKeys;
   app.silent = true;
 
+  // one log line per request; a refused or failed one carries why (the error code, the
+  // client, the reason: src/logging/failure.ts) beside the reference id its page shows
+  const { metrics } = deps;
   app.use(async (ctx, next) => {
     const incoming = ctx.get('x-request-id');
     ctx.state.requestId = /^[\w.-]{1,64}$/.test(incoming) ? incoming : crypto.randomUUID();
@@ -69,8 +79,13 @@ export function createApp(deps: AppDeps): Koa {
       await next();
     } finally {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      // a bounded route name: oidc-provider's route, an exact path of ours, or a router's pattern; never the raw path
+      metrics?.observeRequest(ctx.oidc?.route ?? ctx.state.route ?? (ctx._matchedRoute === undefined ? 'unmatched' : String(ctx._matchedRoute)), ctx.method, ctx.status, ms / 1000);
+      const failure = ctx.state.failure as RequestFailure | undefined;
       const level = ctx.status >= 500 ? 'error' : 'info';
-      deps.log[level]({ requestId: ctx.state.requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10 }, 'request');
+      const line = { requestId: ctx.state.requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10 };
+      if (failure) deps.log[level]({ ...line, ...failure }, ctx.status >= 500 ? 'request failed' : 'request refused');
+      else deps.log[level](line, 'request');
     }
   });
 
@@ -99,7 +114,7 @@ export function createApp(deps: AppDeps): Koa {
     acceptLanguage: ctx.get('accept-language') || undefined,
   }, next));
 
-  app.use(errorMiddleware(deps.views, deps.log));
+  app.use(errorMiddleware(deps.views));
   if (deps.around) app.use(deps.around);
 
   // health, readiness, the stylesheets and the site's pages: exact paths, checked before any router
@@ -109,14 +124,15 @@ export function createApp(deps: AppDeps): Koa {
       ctx.body = { status: 'ok' };
     },
     '/readyz': async (ctx) => {
-      try {
-        await deps.ready();
-        ctx.body = { status: 'ready' };
-      } catch {
+      const r = await deps.ready();
+      ctx.set('Cache-Control', 'no-store');
+      if (r.status !== 'ready') {
         ctx.status = 503;
-        ctx.body = { status: 'unavailable', reason: 'storage unreachable' };
+        ctx.set('Retry-After', '5');
       }
+      ctx.body = r;
     },
+    ...(metrics && deps.metricsToken ? { '/metrics': metricsRoute(metrics, deps.metricsToken) } : {}),
     '/assets/idp.css': (ctx) => {
       ctx.type = 'text/css';
       ctx.set('Cache-Control', 'public, max-age=3600');
@@ -126,7 +142,10 @@ export function createApp(deps: AppDeps): Koa {
   };
   app.use((ctx, next) => {
     const handler = (ctx.method === 'GET' || ctx.method === 'HEAD') && Object.hasOwn(infra, ctx.path) ? infra[ctx.path] : undefined;
-    return handler ? handler(ctx, next) : next();
+    if (!handler) return next();
+    // these paths are few and fixed: the path is their route name (metrics)
+    ctx.state.route = ctx.path;
+    return handler(ctx, next);
   });
   // each router is consulted only for paths under its prefix: a token,
   // introspection or JWKS request goes straight to the provider

@@ -3,9 +3,11 @@
 // temporarily_unavailable; anything else is a generic 500 with the request id,
 // logged in full but never shown. Our errors are written for people; the
 // page tells protocol errors in plain words and keeps their wording for
-// developers (error-text.ts).
+// developers (error-text.ts). What was refused and why is not logged here:
+// it is noted (src/logging/failure.ts) and written in the request's one log
+// line (app.ts), with the reference id the page shows.
 import type { Context, Next } from 'koa';
-import type { Logger } from '../logging/index.ts';
+import { clientIdParam, noteFailure, oauthReason } from '../logging/failure.ts';
 import type { Views } from './views.ts';
 import { InteractionError } from '../interactions/errors.ts';
 import { isUnavailable } from '../provider/errors.ts';
@@ -41,15 +43,20 @@ function classify(err: unknown): Rendered {
   return { status: 500, error: 'server_error', description: 'Something went wrong on our side. Please try again in a moment.', human: true };
 }
 
-export function errorMiddleware(views: Views, log: Logger) {
+export function errorMiddleware(views: Views) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
     } catch (err) {
       const r = classify(err);
-      const logFields = { requestId: ctx.state.requestId, status: r.status, error: r.error, err: { name: (err as Error)?.name, message: (err as Error)?.message } };
-      if (r.status >= 500) log.error({ ...logFields, stack: (err as Error)?.stack }, 'request failed');
-      else log.info(logFields, 'request refused');
+      const e = err as Error | undefined;
+      noteFailure(ctx.state, {
+        error: r.error,
+        // our refusal reason as the page tells it; a server error's own message stays in the log only
+        reason: r.status >= 500 ? e?.message : (r.human ? r.description : oauthReason(err) ?? r.description),
+        clientId: (ctx.oidc as { client?: { clientId?: string } } | undefined)?.client?.clientId ?? (ctx.state.clientId as string | undefined) ?? clientIdParam(ctx.query.client_id),
+        err: r.status >= 500 ? { name: e?.name, message: e?.message, stack: e?.stack } : { name: e?.name },
+      });
       ctx.status = r.status;
       if (r.status === 503) ctx.set('Retry-After', '5');
       if (ctx.accepts('json', 'html') === 'html') {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Koa from 'koa';
 import type { Views } from './views.ts';
+import { noteFailure } from '../logging/failure.ts';
 
 export interface SiteOptions {
   issuer: string;
@@ -87,6 +88,8 @@ export function site(views: Views, opts: SiteOptions) {
     /** the last middleware: nothing answered this path */
     notFound: async (ctx: Koa.Context) => {
       ctx.status = 404;
+      // the request's log line says so, beside the reference the page shows
+      noteFailure(ctx.state, { error: 'not_found', reason: 'no such page or endpoint' });
       if (ctx.accepts('json', 'html') === 'html') {
         await html(ctx, 'error', { title: 'Page not found', error: 'not_found', status: 404, requestId: ctx.state.requestId, links: [{ href: '/', text: 'Go to the start page' }] });
         ctx.status = 404;

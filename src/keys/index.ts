@@ -5,12 +5,14 @@
 import type { Config } from '../config/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { createLogger, type Logger } from '../logging/index.ts';
+import type { Metrics } from '../logging/metrics.ts';
 import { scanModel } from '../../adapters/dynamodb.ts';
 import { LocalKeyring, SIGNING_ALGS } from './local.ts';
 import { ManagedKeyring, type KeyPolicy } from './managed.ts';
 import { KeyStore } from './store.ts';
 import { WrappedJwkSigning } from './wrapped-signing.ts';
 import { KmsSigning } from './kms-signing.ts';
+import { DescribeKeyCommand } from '@aws-sdk/client-kms';
 import { KmsWrapper, createKmsClient } from './kms.ts';
 import type { Keyring } from './types.ts';
 
@@ -36,14 +38,19 @@ export function keyPolicy(config: Config, storage: Storage): KeyPolicy {
 }
 
 /** the keyring for KEYS_MODE, not yet loaded (call init()) */
-export function createKeyring(config: Config, storage: Storage, opts: { log?: Logger } = {}): Keyring {
+export function createKeyring(config: Config, storage: Storage, opts: { log?: Logger; metrics?: Metrics } = {}): Keyring {
   const log = opts.log ?? createLogger('silent');
   const policy = keyPolicy(config, storage);
   if (config.keys.mode === 'local') return new LocalKeyring(storage, config.dataDir, { policy, log });
-  const client = createKmsClient({ endpoint: config.keys.kmsEndpoint, region: config.awsRegion, timeoutMs: config.keys.kmsTimeoutMs });
+  const client = createKmsClient({ endpoint: config.keys.kmsEndpoint, region: config.awsRegion, timeoutMs: config.keys.kmsTimeoutMs, metrics: opts.metrics });
   const wrapper = new KmsWrapper(client, config.keys.kmsKeyId!, log);
   const backend = config.keys.mode === 'kms-sign' ? new KmsSigning(client, log, config.issuer) : new WrappedJwkSigning(wrapper, SIGNING_ALGS);
-  return new ManagedKeyring({ mode: config.keys.mode, store: new KeyStore(storage), wrapper, backend, policy, log, onClose: () => client.destroy() });
+  return new ManagedKeyring({ mode: config.keys.mode, store: new KeyStore(storage), wrapper, backend, policy, log, onClose: () => client.destroy(),
+    ping: async (signal) => {
+      const r = await client.send(new DescribeKeyCommand({ KeyId: config.keys.kmsKeyId! }), { abortSignal: signal });
+      if (r.KeyMetadata?.Enabled === false) throw new Error(`KMS key ${config.keys.kmsKeyId} is ${r.KeyMetadata.KeyState ?? 'disabled'}`);
+    },
+  });
 }
 
 /** the keyring for KEYS_MODE, loaded (creating the first keys if the table has none) */

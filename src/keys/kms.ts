@@ -21,6 +21,7 @@ import {
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { ExternalSigningKey } from 'oidc-provider';
 import type { Logger } from '../logging/index.ts';
+import { instrumentSdkClient, type Metrics } from '../logging/metrics.ts';
 import { ServiceUnavailable } from '../storage/errors.ts';
 import { KeyIntegrityError, type DataKey, type SigningAlg } from './types.ts';
 
@@ -43,11 +44,13 @@ export interface KmsOptions {
   endpoint: string | undefined;
   region: string;
   timeoutMs: number;
+  /** every KMS call timed and its errors counted by operation (/metrics) */
+  metrics?: Metrics;
 }
 
 export function createKmsClient(opts: KmsOptions): KMSClient {
   const local = opts.endpoint !== undefined && /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])[:/]/.test(opts.endpoint);
-  return new KMSClient({
+  const client = new KMSClient({
     region: opts.region,
     endpoint: opts.endpoint,
     // a local KMS look-alike accepts any credentials; real KMS uses the default chain
@@ -57,6 +60,9 @@ export function createKmsClient(opts: KmsOptions): KMSClient {
     // without throwOnRequestTimeout the SDK only warns when requestTimeout passes, and keeps waiting
     requestHandler: { connectionTimeout: Math.min(opts.timeoutMs, 1000), requestTimeout: opts.timeoutMs, throwOnRequestTimeout: true },
   });
+  const { metrics } = opts;
+  if (metrics) instrumentSdkClient(client, (op, s, error) => metrics.observeKms(op, s, error));
+  return client;
 }
 
 const INTEGRITY_ERRORS = new Set(['InvalidCiphertextException', 'IncorrectKeyException']);

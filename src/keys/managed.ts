@@ -63,6 +63,8 @@ export interface ManagedKeyringOptions {
   log: Logger;
   /** release resources (a KMS client) on close */
   onClose?: () => void;
+  /** a cheap call to the key service (KMS modes), for /readyz */
+  ping?: (signal: AbortSignal) => Promise<void>;
 }
 
 interface LoadedSigning {
@@ -106,6 +108,7 @@ export class ManagedKeyring implements Keyring {
   protected readonly policy: KeyPolicy;
   protected readonly log: Logger;
   private readonly onClose: (() => void) | undefined;
+  readonly ping: ((signal: AbortSignal) => Promise<void>) | undefined;
 
   private signing: LoadedSigning[] = [];
   private cookies: LoadedCookie[] = [];
@@ -125,6 +128,7 @@ export class ManagedKeyring implements Keyring {
     this.policy = opts.policy;
     this.log = opts.log;
     this.onClose = opts.onClose;
+    this.ping = opts.ping;
   }
 
   // ------------------------------------------------------------ secrets

@@ -8,6 +8,7 @@
 import http from 'node:http';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../logging/index.ts';
+import type { Metrics } from '../logging/metrics.ts';
 import type { Storage } from '../storage/index.ts';
 import { createKeyring } from './index.ts';
 import { KmsUnavailable } from './kms.ts';
@@ -22,7 +23,7 @@ function notReadyServer(config: Config, reason: () => string): Promise<http.Serv
       res.end(JSON.stringify(body));
     };
     if (path === '/healthz') send(200, { status: 'ok' });
-    else if (path === '/readyz') send(503, { status: 'unavailable', reason: reason() });
+    else if (path === '/readyz') send(503, { status: 'unavailable', reason: reason(), checks: { kms: { state: 'down', required: true } } });
     else send(503, { error: 'temporarily_unavailable', error_description: 'the service is starting, try again shortly' });
   });
   return new Promise((resolve) => {
@@ -31,8 +32,8 @@ function notReadyServer(config: Config, reason: () => string): Promise<http.Serv
   });
 }
 
-export async function startKeyring(config: Config, storage: Storage, log: Logger): Promise<Keyring> {
-  const keyring = createKeyring(config, storage, { log });
+export async function startKeyring(config: Config, storage: Storage, log: Logger, metrics?: Metrics): Promise<Keyring> {
+  const keyring = createKeyring(config, storage, { log, metrics });
   const where = `KEYS_MODE=${config.keys.mode}, KMS_KEY_ID=${config.keys.kmsKeyId ?? '-'}${config.keys.kmsEndpoint ? `, KMS_ENDPOINT=${config.keys.kmsEndpoint}` : ''}`;
   let last: KmsUnavailable;
   try {

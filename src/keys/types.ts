@@ -67,6 +67,8 @@ export interface Keyring {
   rotate(opts?: RotateOptions): Promise<KeyAction[]>;
   /** the keys table as stored (no secret opened, no KMS call) */
   describe(): Promise<KeyInfo[]>;
+  /** KMS modes: one cheap call (DescribeKey of KMS_KEY_ID) that rejects when KMS cannot be used (/readyz); absent in local mode */
+  readonly ping?: (signal: AbortSignal) => Promise<void>;
   close(): void;
 }
 

@@ -6,6 +6,8 @@ import Provider from 'oidc-provider';
 import mount from 'koa-mount';
 import type { Middleware } from 'koa';
 import type { Logger } from '../logging/index.ts';
+import type { Metrics } from '../logging/metrics.ts';
+import { clientIdParam, noteFailure, oauthReason } from '../logging/failure.ts';
 import { buildConfiguration, type ConfigurationDeps } from './configuration.ts';
 import { installTokenPipeline, introspectionScope } from './token-pipeline.ts';
 import { hintKey } from './token-kinds.ts';
@@ -13,6 +15,33 @@ import { MetadataCache } from './metadata-cache.ts';
 
 /** oidc-provider's introspection route (configuration.routes leaves the default) */
 const INTROSPECTION = '/token/introspection';
+
+/**
+ * oidc-provider's error events, one per endpoint (lib/helpers/initialize_app.js,
+ * lib/shared/error_handler.js and authorization_error_handler.js): each is an
+ * error page, an OAuth error response or an error redirect of that request.
+ */
+const ERROR_EVENTS = [
+  'authorization.error', 'grant.error', 'userinfo.error', 'introspection.error', 'revocation.error', 'end_session.error',
+  'end_session_confirm.error', 'end_session_success.error', 'jwks.error', 'discovery.error', 'pushed_authorization_request.error',
+  'device_authorization.error', 'code_verification.error', 'device_resume.error', 'backchannel_authentication.error',
+  'registration_create.error', 'registration_read.error', 'registration_update.error', 'registration_delete.error',
+  'challenge.error', 'credential.error', 'openid_credential_issuer.error', 'server_error',
+] as const;
+
+interface OidcCtx {
+  state?: Record<string, unknown>;
+  oidc?: { client?: { clientId?: string }; params?: Record<string, unknown>; result?: { login?: { amr?: string[] } } };
+  query?: Record<string, unknown>;
+}
+
+/** the sign-in method of a login's amr (password, federation, or the first amr value) */
+function loginMethod(amr: string[] | undefined): string {
+  if (!amr?.length) return 'unknown';
+  if (amr.includes('fed')) return 'federation';
+  if (amr.includes('pwd')) return 'password';
+  return amr[0];
+}
 
 export class ProviderHost {
   private current!: Provider;
@@ -26,9 +55,12 @@ export class ProviderHost {
   /** JWKS and discovery answers of the current provider (metadata-cache.ts) */
   private readonly metadata: MetadataCache;
 
-  constructor(deps: ConfigurationDeps, log: Logger) {
+  private readonly metrics: Metrics | undefined;
+
+  constructor(deps: ConfigurationDeps, log: Logger, metrics?: Metrics) {
     this.deps = deps;
     this.log = log;
+    this.metrics = metrics;
     this.metadata = new MetadataCache(['/jwks', '/.well-known/openid-configuration'], { maxAgeSeconds: deps.config.keys.jwksMaxAgeSeconds });
     this.rebuild();
   }
@@ -51,10 +83,31 @@ export class ProviderHost {
     if (!this.pipeline.handlers || !this.pipeline.hints) {
       this.log.warn({ pipeline: this.pipeline }, 'token pipeline not (fully) installed: refresh and code exchange make more DynamoDB round trips');
     }
-    provider.on('server_error', (ctx, err) => {
-      this.log.error({ requestId: ctx.state?.requestId, err: { name: err.name, message: err.message, stack: err.stack } }, 'provider server_error');
-    });
-    for (const ev of ['grant.revoked', 'end_session.success', 'backchannel.error', 'grant.error', 'introspection.error', 'revocation.error'] as const) {
+    // every error answer of the provider: noted for the request's one log line (src/http/app.ts)
+    const on = provider.on.bind(provider) as (e: string, f: (ctx: OidcCtx, err: Error) => void) => void;
+    for (const ev of ERROR_EVENTS) {
+      on(ev, (ctx, err) => {
+        const e = err as Error & { error?: string };
+        const server = ev === 'server_error';
+        noteFailure(ctx?.state, {
+          event: ev,
+          error: server ? 'server_error' : e?.error ?? e?.message ?? 'invalid_request',
+          reason: server ? e?.message : oauthReason(e),
+          clientId: ctx?.oidc?.client?.clientId ?? clientIdParam(ctx?.oidc?.params?.client_id) ?? clientIdParam(ctx?.query?.client_id),
+          err: server ? { name: e?.name, message: e?.message, stack: e?.stack } : { name: e?.name },
+        });
+      });
+    }
+    const { metrics } = this;
+    if (metrics) {
+      on('grant.success', (ctx) => metrics.tokenIssued(ctx?.oidc?.params?.grant_type));
+      // a login is counted where oidc-provider takes it: the resume of an interaction that carries one
+      on('interaction.ended', (ctx) => {
+        const login = ctx?.oidc?.result?.login;
+        if (login) metrics.loginSucceeded(loginMethod(login.amr));
+      });
+    }
+    for (const ev of ['grant.revoked', 'end_session.success', 'backchannel.error'] as const) {
       (provider as unknown as { on(e: string, f: (ctx: { state?: { requestId?: string } }, d: unknown, client?: { clientId?: string }) => void): void }).on(ev, (ctx, detail, client) => {
         // an error's reason is kept: oidc-provider's description, or the message of a network failure (backchannel.error)
         const d = detail instanceof Error
@@ -74,7 +127,10 @@ export class ProviderHost {
     return (ctx, next) => {
       // the token and its grant in one round trip (token-pipeline.ts)
       if (ctx.method === 'POST' && ctx.path === INTROSPECTION) return introspectionScope(ctx, () => this.handler(ctx, next), this.hintKey);
-      if (this.metadata.handles(ctx)) return fromCache(ctx, next);
+      if (this.metadata.handles(ctx)) {
+        ctx.state.route = ctx.path === '/jwks' ? 'jwks' : 'discovery';
+        return fromCache(ctx, next);
+      }
       return this.handler(ctx, next);
     };
   }

@@ -6,6 +6,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Config } from '../config/index.ts';
+import { instrumentSdkClient, type Metrics } from '../logging/metrics.ts';
 import { tableNames, type TableNames } from './tables.ts';
 import { startEmbedded, type Embedded } from './embedded.ts';
 import { DynamoWire } from './wire.ts';
@@ -34,7 +35,11 @@ export interface Storage {
   close(): Promise<void>;
 }
 
-export function makeClient(endpoint: string | undefined, region: string, kind: DynamoClientKind = 'lean'): DynamoDBClient {
+/**
+ * `metrics`: every call is timed and its errors counted by operation, on both
+ * paths (the SDK's middleware stack, the wire client's call()).
+ */
+export function makeClient(endpoint: string | undefined, region: string, kind: DynamoClientKind = 'lean', metrics?: Metrics): DynamoDBClient {
   const local = endpoint !== undefined && /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])[:/]/.test(endpoint);
   const client = new DynamoDBClient({
     region,
@@ -45,6 +50,7 @@ export function makeClient(endpoint: string | undefined, region: string, kind: D
     // without throwOnRequestTimeout the SDK only warns when requestTimeout passes, and keeps waiting
     requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, throwOnRequestTimeout: true },
   });
+  if (metrics) instrumentSdkClient(client, (op, s, error) => metrics.observeDynamo(op, s, error));
   if (kind === 'lean') {
     const wire = new DynamoWire({
       endpoint: endpoint ?? `https://dynamodb.${region}.amazonaws.com`,
@@ -55,6 +61,7 @@ export function makeClient(endpoint: string | undefined, region: string, kind: D
       maxAttempts: MAX_ATTEMPTS,
       connectionTimeoutMs: CONNECTION_TIMEOUT_MS,
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      ...(metrics ? { onCall: (op: string, s: number, error?: string) => metrics.observeDynamo(op, s, error) } : {}),
     });
     wires.set(client, wire);
     const destroy = client.destroy.bind(client);
@@ -99,14 +106,14 @@ export function documentClient(raw: DynamoDBClient, opts: { coalesce?: boolean }
   return doc;
 }
 
-export async function openStorage(config: Config, opts: { role: 'server' | 'cli' }): Promise<Storage> {
+export async function openStorage(config: Config, opts: { role: 'server' | 'cli'; metrics?: Metrics }): Promise<Storage> {
   let embedded: Embedded | undefined;
   let endpoint = config.dynamodbEndpoint;
   if (!endpoint) {
     embedded = await startEmbedded(config.dataDir, opts.role);
     endpoint = embedded.endpoint;
   }
-  const raw = makeClient(endpoint, config.awsRegion, config.dynamodbClient);
+  const raw = makeClient(endpoint, config.awsRegion, config.dynamodbClient, opts.metrics);
   const doc = documentClient(raw, { coalesce: config.dynamodbCoalesce });
   return {
     raw,

@@ -38,6 +38,8 @@ export interface WireOptions {
   maxAttempts: number;
   connectionTimeoutMs: number;
   requestTimeoutMs: number;
+  /** after each call (retries included): the operation, its duration and the error's name when it failed (metrics) */
+  onCall?: (operation: string, seconds: number, error?: string) => void;
 }
 
 /** An error DynamoDB answered with, or a failure to reach it. */
@@ -84,6 +86,20 @@ export class DynamoWire {
 
   /** Calls one DynamoDB operation (`GetItem`, `PutItem`, …) with a JSON body in DynamoDB's attribute-value form. */
   async call<T>(operation: string, input: object, signal?: AbortSignal): Promise<T> {
+    const onCall = this.#opts.onCall;
+    if (!onCall) return this.#call<T>(operation, input, signal);
+    const started = process.hrtime.bigint();
+    try {
+      const out = await this.#call<T>(operation, input, signal);
+      onCall(operation, Number(process.hrtime.bigint() - started) / 1e9);
+      return out;
+    } catch (err) {
+      onCall(operation, Number(process.hrtime.bigint() - started) / 1e9, (err as Error)?.name ?? 'Error');
+      throw err;
+    }
+  }
+
+  async #call<T>(operation: string, input: object, signal?: AbortSignal): Promise<T> {
     const body = JSON.stringify(input);
     for (let attempt = 1; ; attempt++) {
       try {
