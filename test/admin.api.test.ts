@@ -107,6 +107,20 @@ describe('admin API', function () {
     expect((await call('/users?email=locked@example.com', tok)).status).to.equal(403);
   });
 
+  it('an operator grants admin scopes from the CLI (clients add|update --admin-scopes); an unknown scope is refused', async () => {
+    secrets['ops-cli'] = 'ops-cli-secret-0123456789abcdefghij';
+    await idp.cli('clients', 'add', '--id', 'ops-cli', '--secret', secrets['ops-cli'], '--grant-types', 'client_credentials', '--admin-scopes', 'admin:audit:read');
+    expect((await call('/users?email=locked@example.com', await token('ops-cli', 'admin:users'))).status).to.equal(403);
+    // (a client's metadata is cached by the server for a few seconds: a second client shows the grant at once)
+    secrets['ops-cli2'] = secrets['ops-cli'];
+    await idp.cli('clients', 'add', '--id', 'ops-cli2', '--secret', secrets['ops-cli'], '--grant-types', 'client_credentials', '--admin-scopes', 'admin:users:read admin:audit:read');
+    expect((await call('/users?email=locked@example.com', await token('ops-cli2', 'admin:users:read'))).status).to.equal(200);
+    await idp.cli('clients', 'update', '--id', 'ops-cli', '--admin-scopes', 'admin:users:read');
+    expect(await idp.cli('clients', 'show', '--id', 'ops-cli')).to.include({ admin_scopes: 'admin:users:read' });
+    const err = await idp.cli('clients', 'update', '--id', 'ops-cli', '--admin-scopes', 'admin:everything').then(() => undefined, (e: unknown) => e as Error);
+    expect(err?.message).to.match(/--admin-scopes: admin:everything is not an admin scope/);
+  });
+
   it('no token, a forged one, and a token of another issuer get 401 with WWW-Authenticate', async () => {
     const none = await call('/users?email=a@example.com', undefined);
     expect(none.status).to.equal(401);

@@ -19,10 +19,11 @@ import type { CliKit, CliOut } from './users.ts';
 import type { Config } from '../config/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { eventsFor, type EventSpec } from '../events/index.ts';
+import { ADMIN_SCOPES_METADATA, ADMIN_SCOPE_VALUES } from '../config/admin.ts';
 import { createLogger } from '../logging/index.ts';
 
 const MFA = 'off|optional|required|new_device';
-const FIELDS = `[--post-logout-redirect-uri URI...] [--grant-types a,b] [--name NAME] [--backchannel-logout-uri URI] [--mfa-policy ${MFA}]`;
+const FIELDS = `[--post-logout-redirect-uri URI...] [--grant-types a,b] [--name NAME] [--backchannel-logout-uri URI] [--mfa-policy ${MFA}] [--admin-scopes "admin:users ..."]`;
 
 export const CLIENTS_USAGE: Record<string, string> = {
   'clients add': `idp clients add --id ID --redirect-uri URI [--redirect-uri URI...] [--public | --secret-stdin | --secret S] ${FIELDS} [--first-party] [--json]`,
@@ -39,6 +40,7 @@ const FIELD_HELP: Record<string, string> = {
   '--name NAME': 'the name users see on the sign-in and consent pages',
   '--backchannel-logout-uri URI': 'receives a logout token when the user signs out',
   [`--mfa-policy ${MFA}`]: 'the client\'s mfa_policy (docs/mfa.md); without it MFA_POLICY applies',
+  '--admin-scopes "admin:users ..."': 'the admin API scopes this client is granted (its admin_scopes, docs/admin.md), separated by spaces; empty clears them',
 };
 
 export const CLIENTS_HELP: Record<string, CommandHelp> = {
@@ -78,7 +80,7 @@ const OPTIONS: ParseArgsConfig['options'] = {
   id: { type: 'string' }, name: { type: 'string' },
   'redirect-uri': { type: 'string', multiple: true }, 'post-logout-redirect-uri': { type: 'string', multiple: true },
   'grant-types': { type: 'string' }, 'first-party': { type: 'boolean' }, 'backchannel-logout-uri': { type: 'string' },
-  'mfa-policy': { type: 'string' },
+  'mfa-policy': { type: 'string' }, 'admin-scopes': { type: 'string' },
 };
 
 const ADD_OPTIONS: ParseArgsConfig['options'] = { ...OPTIONS, secret: { type: 'string' }, 'secret-stdin': { type: 'boolean' }, public: { type: 'boolean' } };
@@ -200,6 +202,13 @@ function applyFields(m: Record<string, unknown>, v: Values, usage: (m: string) =
   setOrClear('post_logout_redirect_uris', v['post-logout-redirect-uri'] === undefined ? undefined : list('post-logout-redirect-uri'));
   setOrClear('backchannel_logout_uri', str('backchannel-logout-uri'));
   setOrClear(MFA_CLIENT_METADATA, mfaPolicy);
+  const adminScopes = str('admin-scopes');
+  if (adminScopes !== undefined) {
+    const scopes = [...new Set(adminScopes.split(/\s+/).filter(Boolean))];
+    const unknown = scopes.filter((x) => !ADMIN_SCOPE_VALUES.includes(x));
+    if (unknown.length) throw usage(`--admin-scopes: ${unknown.join(', ')} ${unknown.length === 1 ? 'is not an admin scope' : 'are not admin scopes'} (${ADMIN_SCOPE_VALUES.filter((x) => x.split(':').length === 2).join(', ')}, each also :read or :write)`);
+    setOrClear(ADMIN_SCOPES_METADATA, scopes.join(' '));
+  }
   if (adding || typeof v['first-party'] === 'boolean') m.first_party = v['first-party'] === true;
   return m;
 }
