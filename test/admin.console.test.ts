@@ -5,13 +5,19 @@
 //  - the console's session cookie is httpOnly, SameSite=Lax, on /admin;
 //  - a form without the CSRF token is refused and changes nothing;
 //  - every action from the console is an audit entry with the admin's sub;
-//  - the pages carry the strict CSP (no script, frame-ancestors 'none').
+//  - the pages carry the strict CSP (no script, frame-ancestors 'none');
+//  - the read-only pages (connections, resource servers, legacy migration)
+//    show what is stored and never a secret; unlinking a federated sign-in
+//    changes the account and is audited (federation.unlinked).
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { expect } from 'chai';
 import { generate } from 'otplib';
 import { startTestIdp, type TestIdp } from './support/idp.ts';
 import { UserAgent, readForm } from './support/user-agent.ts';
 import { onMissingTranslation } from '../src/http/i18n.ts';
+import { BCRYPT } from './support/accounts-fixture.ts';
 
 const PASSWORD = 'a long enough passphrase 91';
 const secretIn = (html: string) => /id="totp-secret">([A-Z2-7 ]+)</.exec(html)?.[1].replace(/ /g, '');
@@ -39,7 +45,7 @@ describe('admin console', function () {
   let userSub: string;
 
   before(async () => {
-    idp = await startTestIdp({ MFA_POLICY: 'off' });
+    idp = await startTestIdp({ MFA_POLICY: 'off', LEGACY_SUNSET: 'shop=2031-06-30' });
     adminSub = (await idp.cli('users', 'add', '--email', 'root@example.com', '--password', PASSWORD, '--email-verified') as { sub: string }).sub;
     userSub = (await idp.cli('users', 'add', '--email', 'joe@example.com', '--password', PASSWORD, '--email-verified') as { sub: string }).sub;
     await idp.cli('users', 'roles', 'add', '--sub', adminSub, '--role', 'admin');
@@ -112,12 +118,71 @@ describe('admin console', function () {
       expect(JSON.stringify(viewed)).to.not.contain('joe@example.com');
     });
 
+    it('lists the federation connections (no secret) and the resource servers', async () => {
+      await idp.federation.connections.add({ id: 'corp', name: 'Corp SSO', issuer: 'https://sso.corp.example', clientId: 'our-idp', clientSecret: 'very-secret-value-42', allowSignup: true, linking: 'verified-email' });
+      const res = await agent.navigate(`${idp.issuer}/admin/connections`);
+      expect(res.res.status).to.equal(200);
+      const page = await res.res.text();
+      expect(page).to.contain('id="connection-list"').and.contain('Corp SSO').and.contain('https://sso.corp.example').and.contain('verified-email');
+      expect(page).to.not.contain('very-secret-value-42').and.not.contain('our-idp');
+      const rs = await agent.navigate(`${idp.issuer}/admin/resources`);
+      expect(rs.res.status).to.equal(200);
+      const html = await rs.res.text();
+      expect(html).to.contain('id="resource-list"').and.contain(`${idp.issuer}/admin/api/v1`).and.contain('jwt');
+    });
+
+    it('shows the legacy migration per source: still legacy, migrated, and the sunset', async () => {
+      const file = path.join(idp.env.DATA_DIR, 'admin-legacy.jsonl');
+      fs.writeFileSync(file, [
+        JSON.stringify({ source: 'shop', sourceUserId: '1', email: 'old1@example.com', emailVerified: true, password: BCRYPT.credential }),
+        JSON.stringify({ source: 'shop', sourceUserId: '2', email: 'old2@example.com', emailVerified: true, password: BCRYPT.credential }),
+      ].join('\n') + '\n');
+      await idp.cli('users', 'import', file);
+      const accounts = idp.admin.deps.accounts;
+      const moved = (await accounts.findByLogin('old2@example.com'))!;
+      await accounts.completeLegacyLogin(moved, await idp.admin.deps.hasher.hash(PASSWORD), { source: 'shop', scheme: 'bcrypt' });
+      const status = await idp.admin.migrationStatus();
+      expect(status.capped).to.equal(false);
+      expect(status.sources.find((r) => r.source === 'shop')).to.deep.include({ accounts: 2, legacy: 1, migrated: 1, sunset: '2031-06-30T00:00:00.000Z' });
+      const capped = await idp.admin.migrationStatus({ cap: 1 });
+      expect(capped.capped).to.equal(true);
+      const res = await agent.navigate(`${idp.issuer}/admin/migration`);
+      expect(res.res.status).to.equal(200);
+      const page = await res.res.text();
+      expect(page).to.contain('id="migration-list"').and.contain('<code>shop</code>').and.contain('2031-06-30');
+      expect(page).to.not.contain('old1@example.com').and.not.contain(String(BCRYPT.credential.hash));
+    });
+
+    it('shows a user\'s federated sign-ins and unlinks one (federation.unlinked with the admin as actor)', async () => {
+      const key = { connection: 'corp', issuer: 'https://sso.corp.example', subject: 'upstream-sub-123' };
+      await idp.admin.deps.accounts.linkFederated(userSub, { ...key, via: 'admin' });
+      // a second one stays (the translation check below renders it)
+      await idp.admin.deps.accounts.linkFederated(userSub, { ...key, subject: 'upstream-sub-456', via: 'admin' });
+      const page = await (await agent.navigate(`${idp.issuer}/admin/users/${userSub}`)).res.text();
+      expect(page).to.contain('id="user-federated"').and.contain('upstream-sub-123').and.contain('Corp SSO');
+      const ref = new RegExp(`upstream-sub-123[\\s\\S]*?name="link" value="([^"]+)"`).exec(page)![1];
+      const forged = await agent.navigate(`${idp.issuer}/admin/users/${userSub}/unlink`, { form: { csrf: 'nope', link: ref } });
+      expect(forged.res.status).to.equal(403);
+      expect((await idp.admin.getUser(userSub, { id: 'test' })).federated).to.have.length(2);
+      const done = await agent.navigate(`${idp.issuer}/admin/users/${userSub}/unlink`, { form: { csrf, link: ref } });
+      expect(done.url).to.contain('done=unlinked');
+      expect(await done.res.text()).to.not.contain('upstream-sub-123');
+      expect((await idp.admin.getUser(userSub, { id: 'test' })).federated.map((l) => l.subject)).to.deep.equal(['upstream-sub-456']);
+      await idp.events.settled();
+      const events = (await idp.events.query({ subject: userSub, type: 'federation.unlinked' })).items;
+      expect(events).to.have.length(1);
+      expect(events[0].data.actor).to.equal(adminSub);
+      const again = await agent.navigate(`${idp.issuer}/admin/users/${userSub}/unlink`, { form: { csrf, link: ref } });
+      expect(again.res.status).to.equal(404);
+    });
+
     it('every console page is translated: fr and ar ask for no text the catalogues lack', async () => {
       const misses: string[] = [];
       const stop = onMissingTranslation((text, locale) => misses.push(`${locale}: ${text}`));
       try {
         for (const lang of ['fr', 'ar']) {
-          for (const p of ['/admin', '/admin/users?q=joe%40example.com', `/admin/users/${userSub}`, `/admin/users/${userSub}?reveal=1`, '/admin/clients', '/admin/clients/new', '/admin/clients/app', '/admin/keys', '/admin/audit', '/admin/audit?from=nonsense']) {
+          for (const p of ['/admin', '/admin/users?q=joe%40example.com', `/admin/users/${userSub}`, `/admin/users/${userSub}?reveal=1`, '/admin/clients', '/admin/clients/new', '/admin/clients/app', '/admin/keys', '/admin/audit', '/admin/audit?from=nonsense',
+            '/admin/connections', '/admin/resources', '/admin/migration']) {
             const res = await agent.request(`${idp.issuer}${p}`, { headers: { 'accept-language': lang } });
             const html = await res.text();
             expect(html, `${lang} ${p}`).to.contain(`<html lang="${lang}"`);

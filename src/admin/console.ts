@@ -224,6 +224,7 @@ export function adminConsoleRouter(deps: ConsoleDeps): Router {
     created: 'The user was created.', disabled: 'The user is disabled.', enabled: 'The user is enabled.', unlocked: 'The user is unlocked.',
     password: 'The password was set.', 'mfa-reset': 'Two-step verification was reset.', 'devices-revoked': 'Remembered devices were forgotten.',
     revoked: 'The session was revoked.', erased: 'The user was erased.', merged: 'The accounts were merged.', unmerged: 'The merge was undone.',
+    unlinked: 'The sign-in from the other service was unlinked.',
   };
 
   const userPage = async (ctx: Context, sub: string) => {
@@ -249,8 +250,9 @@ export function adminConsoleRouter(deps: ConsoleDeps): Router {
     'mfa-reset': (sub, _f, a) => deps.service.resetMfa(sub, a),
     merge: (sub, f, a) => deps.service.merge(sub, f.from, a),
     'devices-revoke': (sub, _f, a) => deps.service.revokeDevices(sub, a),
+    unlink: (sub, f, a) => deps.service.unlinkFederated(sub, f.link, a),
   };
-  const DONE: Record<string, string> = { merge: 'merged', disable: 'disabled', enable: 'enabled', unlock: 'unlocked', password: 'password', 'mfa-reset': 'mfa-reset', 'devices-revoke': 'devices-revoked' };
+  const DONE: Record<string, string> = { unlink: 'unlinked', merge: 'merged', disable: 'disabled', enable: 'enabled', unlock: 'unlocked', password: 'password', 'mfa-reset': 'mfa-reset', 'devices-revoke': 'devices-revoked' };
 
   router.post('/users/:sub/erase', requireAdmin, posted, async (ctx) => {
     const sub = ctx.params.sub;
@@ -410,6 +412,11 @@ export function adminConsoleRouter(deps: ConsoleDeps): Router {
     ctx.status = 303;
     return ctx.redirect('/admin/keys?done=rotated');
   });
+
+  // federation connections, resource servers, legacy migration (read-only)
+  router.get('/connections', requireAdmin, async (ctx) => render(ctx, 'admin-connections', { title: 'Connections', csrf: csrfOf(ctx), connections: await deps.service.listConnections() }));
+  router.get('/resources', requireAdmin, async (ctx) => render(ctx, 'admin-resources', { title: 'Resource servers', csrf: csrfOf(ctx), resources: await deps.service.listResources() }));
+  router.get('/migration', requireAdmin, async (ctx) => render(ctx, 'admin-migration', { title: 'Legacy migration', csrf: csrfOf(ctx), status: await deps.service.migrationStatus() }));
 
   // audit
   router.get('/audit', requireAdmin, async (ctx) => {

@@ -13,8 +13,10 @@
 // user.viewed (an admin opened a profile: personal data was decrypted),
 // password.reset, account.unlocked, mfa.reset, device.revoked, token.revoked,
 // client.created|updated|deleted, key.rotated (appended per key after the
-// rotation, as `idp keys rotate` does).
+// rotation, as `idp keys rotate` does), federation.unlinked (an admin removed
+// an upstream sign-in from an account).
 import crypto from 'node:crypto';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { AdapterPayload } from 'oidc-provider';
 import type { Config } from '../config/index.ts';
 import type { Storage } from '../storage/index.ts';
@@ -30,6 +32,9 @@ import type { MfaService } from '../mfa/service.ts';
 import { MFA_POLICIES } from '../mfa/types.ts';
 import type { RoleStore } from '../consent/roles.ts';
 import type { PasswordPolicy } from '../passwords/policy.ts';
+import { sendOrUnavailable } from '../storage/errors.ts';
+import type { ConnectionStore } from '../federation/connections.ts';
+import { linkRef } from '../federation/account-links.ts';
 import { listAccountEntries, revokeAccountEntry, type AccountEntry } from '../../adapters/dynamodb.ts';
 import { ADMIN_CONSOLE_CLIENT, ADMIN_SCOPES_METADATA, ADMIN_SCOPE_VALUES } from '../config/admin.ts';
 import { Conflict, InvalidInput, NotFound } from './errors.ts';
@@ -59,6 +64,63 @@ export interface AdminDeps {
   keyring: Pick<Keyring, 'describe' | 'rotate' | 'algs'>;
   /** client metadata as oidc-provider validates it; throws with error_description */
   validateClient(metadata: Record<string, unknown>): Promise<void>;
+  /** the federation connections (src/federation); absent: none are shown */
+  connections?: Pick<ConnectionStore, 'list'>;
+}
+
+/** what an admin sees of a federation connection: never its client secret or signing key */
+export interface ConnectionView {
+  id: string;
+  name: string;
+  kind: string;
+  issuer: string;
+  allowSignup: boolean;
+  linking: string;
+  linkOnly: boolean;
+  hidden: boolean;
+  domains: string[];
+}
+
+/** a resource server as an admin sees it */
+export interface ResourceView {
+  id: string;
+  scopes: string[];
+  format: string;
+  jwtAlg?: string;
+  ttl?: number;
+}
+
+/** legacy password migration of one source */
+export interface MigrationRow {
+  source: string;
+  /** accounts with an identity of this source */
+  accounts: number;
+  /** accounts still carrying a legacy hash of this source */
+  legacy: number;
+  /** accounts whose legacy password of this source was upgraded at a sign-in (passwordMigrated) */
+  migrated: number;
+  /** LEGACY_SUNSET: from then a legacy-hash login of this source is refused */
+  sunset?: string;
+}
+
+export interface MigrationStatus {
+  sources: MigrationRow[];
+  /** accounts counted */
+  scanned: number;
+  /** the count stopped at the cap: every number is "at least" */
+  capped: boolean;
+}
+
+/** a federated link of an account: no personal data (the subject is the upstream's opaque id) */
+export interface FederatedLinkView {
+  ref: string;
+  connection: string;
+  name?: string;
+  issuer: string;
+  subject: string;
+  via: string;
+  linkedAt: string;
+  lastLoginAt?: string;
 }
 
 export interface Page<T> { items: T[]; cursor?: string }
@@ -103,6 +165,8 @@ export interface UserDetail extends UserView {
   roles: string[];
   merges: string[];
   identities: Array<{ source: string; status: string; via?: string }>;
+  /** upstream identities (federation) that sign in to this account */
+  federated: FederatedLinkView[];
   /** decrypted personal data: only when asked for (and audited as user.viewed) */
   profile?: { email?: string; emailVerified?: boolean; phone?: string; phoneVerified?: boolean; name?: string };
 }
@@ -228,6 +292,7 @@ export class AdminService {
       mfa: { totp: !!mfa.totp, recoveryRemaining: mfa.recoveryRemaining, devices: mfa.devices.length },
       roles, merges: a.merges ?? [],
       identities: a.identities.map((i) => ({ source: i.source, status: i.status, ...(i.via ? { via: i.via } : {}) })),
+      federated: await this.federatedLinks(a),
     };
     if (opts.reveal) {
       await this.deps.events.append('user.viewed', { sub: a.sub, actor: actor.id, requestId: actor.requestId, data: { fields: 'profile' } });
@@ -324,6 +389,33 @@ export class AdminService {
     const erased = await this.deps.events.commit(this.spec('user.deleted', actor, { sub }), () => this.deps.accounts.erase(sub));
     if (!erased) throw new NotFound(`no account ${sub}`, 'sub');
     return { sub, erased };
+  }
+
+  // ---- federated links ----
+
+  private async federatedLinks(a: Account): Promise<FederatedLinkView[]> {
+    const links = a.federated ?? [];
+    if (!links.length) return [];
+    const names = new Map((await this.connectionList()).map((c) => [c.id, c.name]));
+    return links.map((l) => ({
+      ref: linkRef(l), connection: l.connection, ...(names.has(l.connection) ? { name: names.get(l.connection) } : {}), issuer: l.issuer, subject: l.subject,
+      via: l.via, linkedAt: l.linkedAt, ...(l.lastLoginAt ? { lastLoginAt: l.lastLoginAt } : {}),
+    }));
+  }
+
+  /**
+   * removes an upstream sign-in from an account (federation.unlinked with this actor, stored with the removal);
+   * `ref` is the link's opaque reference (FederatedLinkView.ref). The last way into an account without a password stays.
+   */
+  async unlinkFederated(sub: unknown, ref: unknown, actor: Actor): Promise<{ sub: string; connection: string }> {
+    const a = await this.account(sub);
+    const link = typeof ref === 'string' ? (a.federated ?? []).find((l) => linkRef(l) === ref) : undefined;
+    if (!link) throw new NotFound('no such federated link', 'link');
+    if (a.federated.length === 1 && !a.passwordHash) throw new Conflict('This is the only way to sign in to this account. Set a password first.', 'link');
+    const done = await this.write(() => this.deps.events.commit(this.spec('federation.unlinked', actor, { sub: a.sub, data: { connection: link.connection, by: 'admin' } }),
+      () => this.deps.accounts.unlinkFederated(a.sub, link), { onlyIfWritten: true }));
+    if (!done) throw new NotFound('no such federated link', 'link');
+    return { sub: a.sub, connection: link.connection };
   }
 
   // ---- sessions and grants ----
@@ -480,6 +572,68 @@ export class AdminService {
       if (a.action !== 'skip') await this.deps.events.append('key.rotated', { actor: actor.id, requestId: actor.requestId, reason: 'admin', data: { kind: a.kind, kid: a.kid, alg: a.alg, activates: (a as { at?: string }).at } });
     }
     return actions;
+  }
+
+  // ---- federation connections, resource servers ----
+
+  private async connectionList() {
+    return this.deps.connections ? this.deps.connections.list() : [];
+  }
+
+  /** the federation connections, without their secrets */
+  async listConnections(): Promise<ConnectionView[]> {
+    return (await this.connectionList()).map((c) => ({
+      id: c.id, name: c.name, kind: c.kind, issuer: c.issuer, allowSignup: c.allowSignup, linking: c.linking,
+      linkOnly: c.linkOnly, hidden: c.hidden, domains: [...c.domains],
+    })).sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  async listResources(): Promise<ResourceView[]> {
+    return (await this.deps.registry.listResources()).map((r) => ({
+      id: r.id, scopes: String(r.scope ?? '').split(' ').filter(Boolean), format: r.accessTokenFormat,
+      ...(r.jwtAlg ? { jwtAlg: r.jwtAlg } : {}), ...(r.accessTokenTTL !== undefined ? { ttl: r.accessTokenTTL } : {}),
+    })).sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  // ---- legacy migration ----
+
+  /**
+   * per source: accounts, those still with a legacy hash, those migrated at a sign-in, and the sunset (LEGACY_SUNSET).
+   * A paginated Scan of the accounts table reading only the counted attributes, stopped after `cap` accounts (then `capped`).
+   */
+  async migrationStatus(opts: { cap?: number } = {}): Promise<MigrationStatus> {
+    const cap = opts.cap ?? 50_000;
+    const per = new Map<string, MigrationRow>();
+    const row = (source: string) => {
+      let r = per.get(source);
+      if (!r) per.set(source, r = { source, accounts: 0, legacy: 0, migrated: 0 });
+      return r;
+    };
+    type Item = { sources?: string[]; legacySources?: string[]; passwordMigrated?: { source?: string } };
+    let scanned = 0;
+    let capped = false;
+    let start: Record<string, unknown> | undefined;
+    do {
+      const r = await sendOrUnavailable<{ Items?: Item[]; LastEvaluatedKey?: Record<string, unknown> }>(this.deps.storage.doc, new ScanCommand({
+        TableName: this.deps.storage.tables.accounts, FilterExpression: 'begins_with(pk, :u)', ExpressionAttributeValues: { ':u': 'user#' },
+        ProjectionExpression: '#src, legacySources, passwordMigrated', ExpressionAttributeNames: { '#src': 'sources' },
+        ExclusiveStartKey: start, Limit: 1000,
+      }));
+      for (const i of r.Items ?? []) {
+        if (scanned >= cap) {
+          capped = true;
+          break;
+        }
+        scanned++;
+        for (const s of i.sources ?? []) row(s).accounts++;
+        for (const s of i.legacySources ?? []) row(s).legacy++;
+        if (typeof i.passwordMigrated?.source === 'string') row(i.passwordMigrated.source).migrated++;
+      }
+      start = r.LastEvaluatedKey;
+      if (start && scanned >= cap) capped = true;
+    } while (start && !capped);
+    for (const [source, at] of Object.entries(this.deps.config.accounts.legacySunset ?? {})) row(source).sunset = at;
+    return { sources: [...per.values()].sort((a, b) => a.source.localeCompare(b.source)), scanned, capped };
   }
 
   // ---- audit ----
