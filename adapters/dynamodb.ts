@@ -259,16 +259,7 @@ function accountIndex(model: string, pk: string, payload: AdapterPayload, expire
 export async function eraseAccount({ doc, table }: DynamoAdapterOptions, accountId: string): Promise<{ sessions: number; grants: number }> {
   const send: Send = (cmd) => sendOrUnavailable(doc, cmd);
   const ops = itemOps(table, send);
-  const index: Key[] = [];
-  let ExclusiveStartKey: Record<string, unknown> | undefined;
-  do {
-    const r = await send<{ Items?: Key[]; LastEvaluatedKey?: Record<string, unknown> }>(new QueryCommand({
-      TableName: table, KeyConditionExpression: '#pk = :pk', ExpressionAttributeNames: { '#pk': 'pk', '#sk': 'sk' },
-      ExpressionAttributeValues: { ':pk': `account#${accountId}` }, ProjectionExpression: '#pk, #sk', ConsistentRead: true, ExclusiveStartKey,
-    }));
-    index.push(...(r.Items ?? []));
-    ExclusiveStartKey = r.LastEvaluatedKey;
-  } while (ExclusiveStartKey);
+  const index = await accountIndexKeys(send, table, accountId);
   const grants = new Set<string>();
   let sessions = 0;
   for (const { sk } of index) {
