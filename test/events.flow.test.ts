@@ -10,6 +10,7 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startFauxqs } from 'fauxqs';
@@ -74,6 +75,13 @@ describe('events of the running IdP', function () {
       await fetch(`${idp.issuer}/token/revocation`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: 'no-such-token' }) });
       // key.rotated
       await idp.cli('keys', 'rotate', '--alg', 'ES256');
+      // an import: user.created, then user.merged for the duplicate (same verified address)
+      const file = path.join(tempDir('idp-ev-import-'), 'users.jsonl');
+      fs.writeFileSync(file, [
+        JSON.stringify({ source: 'shop', sourceUserId: '1', email: 'cy.events@example.com', emailVerified: true, name: 'Cy Coder', phone: '+15550100999', phoneVerified: true }),
+        JSON.stringify({ source: 'forum', sourceUserId: '9', email: 'CY.events@example.com', emailVerified: true, name: 'Cy Coder' }),
+      ].join('\n'));
+      expect(await idp.cli('users', 'import', file)).to.include({ created: 1, merged: 1 });
 
       const all = await idp.delivered();
       const of = (type: string, subject?: string) => all.filter((e) => e.type === type && (subject === undefined || e.subject === subject));
@@ -87,6 +95,9 @@ describe('events of the running IdP', function () {
       expect(of('mfa.reset', bob)).to.have.length(1);
       expect(of('token.revoked').map((e) => e.subject)).to.deep.equal(['svc']);
       expect(of('key.rotated')).to.have.length(1);
+      const imported = [...of('user.created'), ...of('user.merged')].filter((e) => e.reason === 'import');
+      expect(imported.map((e) => [e.type, e.data.source]).sort()).to.deep.equal([['user.created', 'shop'], ['user.merged', 'forum']]);
+      expect(new Set(imported.map((e) => e.subject)).size).to.equal(1);
 
       // the CloudEvents shape, one id each, and the audit log holds the same events
       for (const e of all) {
@@ -103,6 +114,7 @@ describe('events of the running IdP', function () {
         expect(text).to.not.include(p.email);
         expect(text).to.not.include(p.name);
       }
+      for (const pii of ['cy.events@example.com', 'Cy Coder', '+15550100999']) expect(text.toLowerCase()).to.not.include(pii.toLowerCase());
       for (const secret of [PASSWORD, 'wrong password number one', '203.0.113.9', '192.0.2.44', '198.51.100.200', tok.access_token]) expect(text).to.not.include(secret);
     });
   });

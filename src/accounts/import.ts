@@ -169,6 +169,8 @@ export interface ImportOptions {
   dryRun?: boolean;
   concurrency?: number;
   secrets?: LegacySecrets;
+  /** after each row that changed something (not in a dry run): its events go here */
+  onChanged?: (outcome: Exclude<ImportOutcome, 'unchanged'>, sub: string, row: ImportRow, line: number) => Promise<void>;
   /** called at most every few hundred ms, and once at the end */
   onProgress?: (p: { bytes: number; totalBytes: number; read: number; rejected: number; done: boolean }) => void;
 }
@@ -217,7 +219,10 @@ export async function importFile(file: string, admin: AccountAdmin, opts: Import
         continue;
       }
       const task: Promise<void> = queue.run(admin.rowKeys(row), () => admin.importRow(row, { dryRun: opts.dryRun }))
-        .then((r: { outcome: ImportOutcome }) => { summary[r.outcome]++; })
+        .then(async (r: { outcome: ImportOutcome; sub?: string }) => {
+          summary[r.outcome]++;
+          if (r.outcome !== 'unchanged' && r.sub && !opts.dryRun) await opts.onChanged?.(r.outcome, r.sub, row, line);
+        })
         .catch((err: unknown) => {
           if (err instanceof ImportRejected || err instanceof ConcurrentUpdate || err instanceof AccountNotFound) fail(line, err.message);
           else fatal ??= err;

@@ -94,7 +94,7 @@ function need(kit: CliKit, cmd: string, v: unknown, flag: string): string {
   return v;
 }
 
-export async function withAccounts<T>(kit: CliKit, fn: (store: DynamoAccountStore) => Promise<T>): Promise<T> {
+export async function withAccounts<T>(kit: CliKit, fn: (store: DynamoAccountStore, storage: Storage) => Promise<T>): Promise<T> {
   const { config } = kit;
   return kit.withStorage(config, async (s) => {
     const keyring = await openKeyring(config, s);
@@ -102,7 +102,7 @@ export async function withAccounts<T>(kit: CliKit, fn: (store: DynamoAccountStor
       return await fn(new DynamoAccountStore(s, argon2Hasher(config.argon2), keyring, {
         dataKeyCache: { maxEntries: config.accounts.dataKeyCacheSize, maxAgeMs: config.accounts.dataKeyCacheSeconds * 1000 },
         erasureHooks: erasureHooks({ dataDir: config.dataDir }),
-      }));
+      }), s);
     } finally {
       (keyring as { close?: () => void }).close?.();
     }
@@ -244,9 +244,20 @@ export async function runUsers(cmd: string, args: string[], kit: CliKit): Promis
       const concurrency = v.concurrency === undefined ? 8 : Number(v.concurrency);
       if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new kit.UsageError(`--concurrency must be a whole number from 1 to 64\nusage: ${USERS_USAGE[cmd]}`);
       const secrets = loadLegacySecrets(config);
-      const summary: ImportSummary = await withAccounts(kit, (store) => importFile(file, store, {
-        dryRun: !!v['dry-run'], concurrency, secrets, onProgress: progressBar(),
-      }));
+      // user.created / user.merged / user.updated for each row that changed an account, recorded after its write
+      const summary: ImportSummary = await withAccounts(kit, async (store, s) => {
+        const events = eventsFor(config, s, createLogger('silent'), 'cli');
+        try {
+          return await importFile(file, store, {
+            dryRun: !!v['dry-run'], concurrency, secrets, onProgress: progressBar(),
+            onChanged: async (outcome, sub, row, line) => {
+              await events.append(`user.${outcome}`, { sub, actor: CLI_ACTOR.id, reason: 'import', data: { source: row.source, line } });
+            },
+          });
+        } finally {
+          await events.close();
+        }
+      });
       out.data = summary;
       out.lines.push(...summary.errors.map((e) => `line ${e.line}: ${e.reason}`));
       if (summary.errorsOmitted) out.lines.push(`(${summary.errorsOmitted} more rejected lines not listed)`);
