@@ -85,7 +85,7 @@ export function adminConsoleRouter(deps: ConsoleDeps): Router {
     ctx.status = status;
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = await deps.views.page(name, { wide: true, ...locals });
+    ctx.body = await deps.views.page(name, { wide: true, header: 'Admin console', ...locals });
   };
 
   const denied = (ctx: Context, text: string) => render(ctx, 'admin-denied', { title: 'Access denied', text }, 403);
