@@ -37,7 +37,7 @@ export function createViews(opts: { productName?: string; brand?: Brand; default
     async page(name, locals) {
       const common = viewLocals(requestLocale(opts.defaultLocale ?? 'en'), brand);
       const body = await render(name, { ...common, ...locals });
-      return render('layout', { ...common, title: locals.title ?? '', wide: locals.wide === true, body });
+      return render('layout', { ...common, title: locals.title ?? '', wide: locals.wide === true, header: locals.header, body });
     },
   };
 }
