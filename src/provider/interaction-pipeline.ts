@@ -46,6 +46,7 @@ import type { Middleware } from 'koa';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { AccountStore } from '../accounts/types.ts';
 import { currentScope, withScope } from './request-scope.ts';
+import { Prefetches } from './prefetch.ts';
 
 type AdapterClass = new (name: string) => Adapter;
 
@@ -69,8 +70,7 @@ interface Held {
 export class InteractionScope {
   readonly kind: Kind;
   private readonly held = new Map<string, Held>();
-  private readonly prefetched = new Map<string, Promise<unknown>>();
-  private readonly started: Array<Promise<unknown>> = [];
+  private readonly early = new Prefetches();
   private readonly loadAccount: (sub: string) => Promise<unknown>;
   /** the flush under way: a later one waits for it, so writes of one item never overtake each other */
   private flushing: Promise<void> = Promise.resolve();
@@ -81,17 +81,11 @@ export class InteractionScope {
   }
 
   prefetch(key: string, load: () => Promise<unknown>): void {
-    if (this.prefetched.has(key)) return;
-    const p = load();
-    p.catch(() => {}); // a prefetch nobody takes must not be an unhandled rejection
-    this.prefetched.set(key, p);
-    this.started.push(p);
+    this.early.start(key, load);
   }
 
   take<T>(key: string): Promise<T> | undefined {
-    const p = this.prefetched.get(key);
-    if (p) this.prefetched.delete(key);
-    return p as Promise<T> | undefined;
+    return this.early.take<T>(key);
   }
 
   /** an Interaction was read: read what the next steps of this request will ask for (header, 2.) */
@@ -140,7 +134,7 @@ export class InteractionScope {
 
   /** the early reads nobody took: waited for, so none outlives its request */
   async settle(): Promise<void> {
-    await Promise.allSettled(this.started);
+    await this.early.settled();
   }
 }
 

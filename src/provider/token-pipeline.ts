@@ -59,6 +59,7 @@ import type Provider from 'oidc-provider';
 import internals from 'oidc-provider/lib/helpers/weak_cache.js';
 import { HINTED, hintsOf, mayBelongTo, withHints } from './token-kinds.ts';
 import { currentScope, withScope } from './request-scope.ts';
+import { Prefetches } from './prefetch.ts';
 
 type AdapterClass = new (name: string) => Adapter;
 type GrantHandler = (ctx: unknown) => Promise<void>;
@@ -88,9 +89,8 @@ export class TokenRequestScope {
   /** the grants: accounts are prefetched and writes deferred */
   readonly redeeming: boolean;
   private readonly loadAccount?: TokenPipelineOptions['loadAccount'];
-  private readonly prefetched = new Map<string, Promise<unknown>>();
   /** every read started early, to wait for before the request ends */
-  private readonly started: Array<Promise<unknown>> = [];
+  private readonly early = new Prefetches();
   /** deferred writes and checks, in the order the handler asked for them */
   private readonly deferred: Array<Promise<{ ok: true } | { ok: false; err: unknown }>> = [];
   /** tokens saved in this request, destroyed if the request fails */
@@ -115,18 +115,12 @@ export class TokenRequestScope {
 
   /** starts `load` now; the first take(key) gets its answer */
   private prefetch(key: string, load: () => Promise<unknown>): void {
-    if (this.prefetched.has(key)) return;
-    const p = load();
-    p.catch(() => {}); // a prefetch nobody takes must not be an unhandled rejection
-    this.prefetched.set(key, p);
-    this.started.push(p);
+    this.early.start(key, load);
   }
 
   /** the prefetched answer for `key`, once */
   take<T>(key: string): Promise<T> | undefined {
-    const p = this.prefetched.get(key);
-    if (p) this.prefetched.delete(key);
-    return p as Promise<T> | undefined;
+    return this.early.take<T>(key);
   }
 
   /**
@@ -172,7 +166,7 @@ export class TokenRequestScope {
    */
   async settle(): Promise<{ err: unknown } | undefined> {
     const results = await Promise.all(this.deferred);
-    await Promise.allSettled(this.started);
+    await this.early.settled();
     const failed = results.find((r) => !r.ok);
     return failed && !failed.ok ? { err: failed.err } : undefined;
   }
