@@ -97,6 +97,8 @@ describe('events of the running IdP', function () {
       expect(of('key.rotated')).to.have.length(1);
       const imported = [...of('user.created'), ...of('user.merged')].filter((e) => e.reason === 'import');
       expect(imported.map((e) => [e.type, e.data.source]).sort()).to.deep.equal([['user.created', 'shop'], ['user.merged', 'forum']]);
+      // the import's merge names its merge record (the one `users unmerge --merge-id` takes)
+      expect(of('user.merged').find((e) => e.reason === 'import')?.data.mergeId).to.match(/^[0-9a-f-]{36}$/);
       expect(new Set(imported.map((e) => e.subject)).size).to.equal(1);
 
       // the CloudEvents shape, one id each, and the audit log holds the same events

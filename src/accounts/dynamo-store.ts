@@ -39,7 +39,7 @@ import {
 import {
   AccountExists, AccountNotFound, ConcurrentUpdate, isValidEmail, normalizeEmail, normalizePhone,
   FederatedIdentityTaken,
-  type Account, type AccountAdmin, type AccountStore, type FederatedKey, type FederatedLink, type FederationAccounts, type AccountSummary, type ImportOutcome, type ImportRow,
+  type Account, type AccountAdmin, type AccountStore, type FederatedKey, type FederatedLink, type FederationAccounts, type AccountSummary, type ImportOutcome, type ImportRow, type ImportRowResult,
   type LinkedIdentity, type MergeRecord, type NewAccount, type Profile, type SourceMigrationStatus,
 } from './types.ts';
 
@@ -654,7 +654,7 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
       === canonical({ status: row.status, profile: row.profile, legacy: this.importedLegacy(i, row, hasPassword) });
   }
 
-  async importRow(row: ImportRow, opts: { dryRun?: boolean } = {}): Promise<{ outcome: ImportOutcome; sub?: string }> {
+  async importRow(row: ImportRow, opts: { dryRun?: boolean } = {}): Promise<ImportRowResult> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.importOnce(row, opts.dryRun === true);
@@ -664,7 +664,7 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
     }
   }
 
-  private async importOnce(row: ImportRow, dryRun: boolean): Promise<{ outcome: ImportOutcome; sub?: string }> {
+  private async importOnce(row: ImportRow, dryRun: boolean): Promise<ImportRowResult> {
     const srcPk = this.sourcePk(row.source, row.sourceUserId);
     const ptr = await this.get<Pointer>(srcPk);
     if (ptr?.erased) throw new ImportRejected('this source identity belonged to an erased account');
@@ -725,7 +725,7 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
         };
       });
       if (saved) await this.syncLoginPointers(saved);
-      return { outcome: 'merged', sub: target };
+      return { outcome: 'merged', sub: target, mergeId };
     }
 
     if (dryRun) return { outcome: 'created' };
@@ -778,12 +778,12 @@ export class DynamoAccountStore implements AccountStore, AccountAdmin, Federatio
     };
   }
 
-  async merge(into: string, from: string): Promise<MergeRecord> {
+  async merge(into: string, from: string, opts: { mergeId?: string } = {}): Promise<MergeRecord> {
     if (into === from) throw new AccountNotFound('an account cannot be merged into itself');
     const [a, b] = await Promise.all([this.load(into), this.load(from)]);
     if (!a) throw new AccountNotFound(`no account ${into}`);
     if (!b) throw new AccountNotFound(`no account ${from}`);
-    const mergeId = crypto.randomUUID();
+    const mergeId = opts.mergeId ?? crypto.randomUUID();
     const fromPointers: MergeItem['fromPointers'] = [];
     for (const ptr of b.item.ptrs ?? []) {
       const { pk, sk } = splitPtr(ptr);

@@ -9,7 +9,7 @@ import readline from 'node:readline';
 import { detectScheme, validateCredential, type LegacyCredential, type LegacySecrets } from '../passwords/index.ts';
 import {
   ACCOUNT_STATUSES, AccountNotFound, ConcurrentUpdate, isValidEmail, normalizeEmail, normalizePhone,
-  type AccountAdmin, type AccountStatus, type ImportOutcome, type ImportRow, type Profile,
+  type AccountAdmin, type AccountStatus, type ImportOutcome, type ImportRow, type ImportRowResult, type Profile,
 } from './types.ts';
 import { ImportRejected } from './dynamo-store.ts';
 
@@ -170,7 +170,7 @@ export interface ImportOptions {
   concurrency?: number;
   secrets?: LegacySecrets;
   /** after each row that changed something (not in a dry run): its events go here */
-  onChanged?: (outcome: Exclude<ImportOutcome, 'unchanged'>, sub: string, row: ImportRow, line: number) => Promise<void>;
+  onChanged?: (outcome: Exclude<ImportOutcome, 'unchanged'>, sub: string, row: ImportRow, line: number, mergeId?: string) => Promise<void>;
   /** called at most every few hundred ms, and once at the end */
   onProgress?: (p: { bytes: number; totalBytes: number; read: number; rejected: number; done: boolean }) => void;
 }
@@ -219,9 +219,9 @@ export async function importFile(file: string, admin: AccountAdmin, opts: Import
         continue;
       }
       const task: Promise<void> = queue.run(admin.rowKeys(row), () => admin.importRow(row, { dryRun: opts.dryRun }))
-        .then(async (r: { outcome: ImportOutcome; sub?: string }) => {
+        .then(async (r: ImportRowResult) => {
           summary[r.outcome]++;
-          if (r.outcome !== 'unchanged' && r.sub && !opts.dryRun) await opts.onChanged?.(r.outcome, r.sub, row, line);
+          if (r.outcome !== 'unchanged' && r.sub && !opts.dryRun) await opts.onChanged?.(r.outcome, r.sub, row, line, r.mergeId);
         })
         .catch((err: unknown) => {
           if (err instanceof ImportRejected || err instanceof ConcurrentUpdate || err instanceof AccountNotFound) fail(line, err.message);

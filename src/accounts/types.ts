@@ -128,6 +128,9 @@ export interface ImportRow {
 
 export type ImportOutcome = 'created' | 'merged' | 'updated' | 'unchanged';
 
+/** what one import row did; a merge names its merge record */
+export interface ImportRowResult { outcome: ImportOutcome; sub?: string; mergeId?: string }
+
 export interface MergeRecord {
   id: string;
   kind: 'import' | 'admin';
@@ -220,10 +223,11 @@ export interface FederationAccounts {
 
 /** Operator capabilities beside the login path (CLI). */
 export interface AccountAdmin {
-  importRow(row: ImportRow, opts?: { dryRun?: boolean }): Promise<{ outcome: ImportOutcome; sub?: string }>;
+  importRow(row: ImportRow, opts?: { dryRun?: boolean }): Promise<ImportRowResult>;
   /** the pointer keys one row touches, to serialize rows that share any of them */
   rowKeys(row: ImportRow): string[];
-  merge(into: string, from: string): Promise<MergeRecord>;
+  /** `mergeId` lets the caller name the merge up front (its event carries it) */
+  merge(into: string, from: string, opts?: { mergeId?: string }): Promise<MergeRecord>;
   unmerge(mergeId: string): Promise<MergeRecord>;
   getMerge(mergeId: string): Promise<MergeRecord | undefined>;
   erase(sub: string): Promise<boolean>;

@@ -250,8 +250,8 @@ export async function runUsers(cmd: string, args: string[], kit: CliKit): Promis
         try {
           return await importFile(file, store, {
             dryRun: !!v['dry-run'], concurrency, secrets, onProgress: progressBar(),
-            onChanged: async (outcome, sub, row, line) => {
-              await events.append(`user.${outcome}`, { sub, actor: CLI_ACTOR.id, reason: 'import', data: { source: row.source, line } });
+            onChanged: async (outcome, sub, row, line, mergeId) => {
+              await events.append(`user.${outcome}`, { sub, actor: CLI_ACTOR.id, reason: 'import', data: { source: row.source, line, ...(mergeId ? { mergeId } : {}) } });
             },
           });
         } finally {
