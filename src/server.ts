@@ -200,7 +200,7 @@ export async function startServer(config: Config, opts: { log?: Logger } = {}): 
     // the admin console and API (docs/admin.md): one service; the console's client, the API's resource server and the admin role made here
     const admin = new AdminService({
       config, storage, accounts, registry, events, guard: lockout.guard, mfa: mfa.service, roles: consent.roles, policy: lockout.policy, hasher, keyring,
-      connections: federation.connections,
+      connections: federation.connections, resets: lockout.resets,
       validateClient: async (m) => {
         await host.provider.Client.validate(m as never);
       },

@@ -11,8 +11,8 @@ import { expect } from 'chai';
 import { SignJWT, generateKeyPair } from 'jose';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { startTestIdp, type TestIdp } from './support/idp.ts';
-import { UserAgent } from './support/user-agent.ts';
-import { addClient, signIn } from './support/lockout.ts';
+import { UserAgent, readForm } from './support/user-agent.ts';
+import { addClient, loginForm, post, signIn, succeeded, waitForCode, outboxCount } from './support/lockout.ts';
 import { adminApiRouter } from '../src/admin/api.ts';
 
 const PASSWORD = 'a long enough passphrase 77';
@@ -89,6 +89,50 @@ describe('admin API', function () {
     expect((await call(`/users/${sub}/enable`, tok, { method: 'POST' })).status).to.equal(200);
     expect((await signIn(idp, new UserAgent(idp.issuer), 'locked@example.com', PASSWORD)).offsite).to.be.a('string');
     expect((await auditOf({ subject: sub, type: 'user.' })).map((e) => e.type)).to.include.members(['user.disabled', 'user.enabled']);
+  });
+
+  it('admin:users sends a password reset: the code goes to the verified address only, the user sets a new password with it; limited per hour', async () => {
+    const sub = (await idp.cli('users', 'add', '--email', 'forgetful@example.com', '--password', PASSWORD, '--email-verified') as { sub: string }).sub;
+    const unverified = (await idp.cli('users', 'add', '--email', 'unverified@example.com', '--password', PASSWORD) as { sub: string }).sub;
+    const tok = await token('ops', 'admin:users');
+    const sent = await call(`/users/${sub}/password-reset`, tok, { method: 'POST' });
+    expect(sent.status).to.equal(200);
+    const answer = await sent.text();
+    expect(JSON.parse(answer)).to.deep.equal({ sub, sent: true });
+    const code = await waitForCode(idp, 'forgetful@example.com', 'password-reset-admin');
+    expect(answer, 'the admin never sees the code').to.not.contain(code);
+    // no verified address: 409 naming why, and no message
+    const before = outboxCount(idp, 'unverified@example.com');
+    const refused = await call(`/users/${unverified}/password-reset`, tok, { method: 'POST' });
+    expect(refused.status).to.equal(409);
+    expect(refused.headers.get('content-type')).to.match(/^application\/problem\+json/);
+    expect((await refused.json() as { detail: string }).detail).to.match(/no verified e-mail address/);
+    expect(outboxCount(idp, 'unverified@example.com')).to.equal(before);
+
+    // the user: "Forgot your password?" → "I already have a code" → code and a new password
+    const ua = new UserAgent(idp.issuer);
+    const form = await loginForm(idp, ua);
+    const resetPage = await (await ua.navigate(`${idp.issuer}/interaction/${form.uid}/reset`)).res.text();
+    expect(resetPage).to.contain(`/interaction/${form.uid}/reset/code`);
+    const codeForm = readForm(await (await ua.navigate(`${idp.issuer}/interaction/${form.uid}/reset/code`)).res.text());
+    expect(Object.keys(codeForm.fields)).to.include.members(['csrf', 'email', 'code', 'password', 'confirm']);
+    const NEW = 'a brand new passphrase for 2027';
+    const wrong = await post(ua, codeForm.action, { ...codeForm.fields, email: 'forgetful@example.com', code: code === '000000' ? '111111' : '000000', password: NEW, confirm: NEW });
+    expect(wrong.status).to.equal(401);
+    const done = await post(ua, codeForm.action, { ...codeForm.fields, email: 'forgetful@example.com', code, password: NEW, confirm: NEW });
+    expect(done.status, done.html.slice(0, 500)).to.equal(200);
+    expect(succeeded(await signIn(idp, new UserAgent(idp.issuer), 'forgetful@example.com', NEW)), 'signs in with the new password').to.equal(true);
+    expect(succeeded(await signIn(idp, new UserAgent(idp.issuer), 'forgetful@example.com', PASSWORD)), 'not with the old one').to.equal(false);
+
+    // audited with the client as actor; the code is never in an event
+    const audit = await auditOf({ subject: sub });
+    expect(audit.map((e) => [e.type, e.data?.actor])).to.deep.include.members([['password.reset_requested', 'ops'], ['password.reset', undefined]]);
+    expect(JSON.stringify(audit)).to.not.contain(code);
+
+    // LOCKOUT_CODE_MAX_SENDS an hour: then 429, problem+json
+    let last = 200;
+    for (let i = 0; i < 10 && last === 200; i++) last = (await call(`/users/${sub}/password-reset`, tok, { method: 'POST' })).status;
+    expect(last).to.equal(429);
   });
 
   it('a token with only admin:clients gets 403 at the users routes, problem+json; it can list clients', async () => {

@@ -1,7 +1,9 @@
 // The admin console in a real browser (Debian's Chromium, test/support/browser.ts):
 // an admin signs in with TOTP (set up on the way, codes from otplib), registers a
 // client, finds a user by e-mail, disables and unlocks them, revokes their
-// session, and reads the audit log; no CSP violation anywhere. A screenshot of
+// session, and reads the audit log; then sends kim a password reset, which
+// kim uses in her own browser ("I already have a code"); no CSP violation
+// anywhere. A screenshot of
 // each page goes to SCREENSHOT_DIR (default .test-data/screenshots/admin-*.png).
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,7 +13,7 @@ import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from './support/browser.ts';
 import { startTestIdp, type TestIdp } from './support/idp.ts';
 import { UserAgent } from './support/user-agent.ts';
-import { addClient, signIn } from './support/lockout.ts';
+import { addClient, authorizeUrl, signIn, succeeded, waitForCode } from './support/lockout.ts';
 
 const SHOTS = process.env.SCREENSHOT_DIR ?? path.resolve('.test-data/screenshots');
 const PASSWORD = 'a long enough passphrase 33';
@@ -126,6 +128,36 @@ describe('admin console in a browser', function () {
     // newest first: the admin's disable, then the CLI's creation
     expect(filtered).to.deep.equal(['user.disabled', 'user.created']);
     await shot('13-audit-filtered');
+  });
+
+  it('sends kim a password reset; kim chooses a new password with the code in her own browser', async () => {
+    await page.goto(`${idp.issuer}/admin/users/${kim}`);
+    await page.locator('#user-enable button').click();
+    await page.waitForURL(/done=enabled/);
+    await page.locator('#user-password-reset button').click();
+    await page.waitForURL(/done=reset-sent/);
+    expect(await page.textContent('#admin-notice')).to.contain('reset code was sent');
+    await shot('14-reset-sent');
+    const code = await waitForCode(idp, 'kim@example.com', 'password-reset-admin');
+
+    const kimsPage = await (await browser.newContext()).newPage();
+    kimsPage.on('console', (m) => { if (/Content Security Policy|Refused/i.test(m.text())) violations.push(m.text()); });
+    await kimsPage.goto(authorizeUrl(idp));
+    await kimsPage.getByRole('link', { name: 'Forgot your password?' }).click();
+    await kimsPage.getByRole('link', { name: 'I already have a code' }).click();
+    await kimsPage.fill('input[name="email"]', 'kim@example.com');
+    await kimsPage.fill('input[name="code"]', code);
+    const NEW = 'she chose this passphrase herself';
+    await kimsPage.fill('input[name="password"]', NEW);
+    await kimsPage.fill('input[name="confirm"]', NEW);
+    await kimsPage.screenshot({ path: path.join(SHOTS, 'admin-15-reset-code.png'), fullPage: true });
+    await kimsPage.locator('form button[type="submit"]').first().click();
+    await kimsPage.waitForLoadState();
+    await kimsPage.screenshot({ path: path.join(SHOTS, 'admin-16-reset-done.png'), fullPage: true });
+    expect(await kimsPage.textContent('h1')).to.equal('Password changed');
+    await kimsPage.screenshot({ path: path.join(SHOTS, 'admin-16-reset-done.png'), fullPage: true });
+    await kimsPage.context().close();
+    expect(succeeded(await signIn(idp, new UserAgent(idp.issuer), 'kim@example.com', NEW))).to.equal(true);
     expect(violations).to.deep.equal([]);
   });
 });

@@ -109,6 +109,28 @@ describe('admin console', function () {
       expect(await idp.admin.getUser(userSub, { id: 'test' })).to.include({ sub: userSub });
     });
 
+    it('sends a password reset: a code to the verified address (password.reset_requested with the admin as actor); none without one', async () => {
+      const ann = (await idp.cli('users', 'add', '--email', 'ann@example.com', '--password', PASSWORD, '--email-verified') as { sub: string }).sub;
+      const page = await (await agent.navigate(`${idp.issuer}/admin/users/${ann}`)).res.text();
+      const form = readForm(page, 'user-password-reset');
+      const done = await agent.navigate(form.action, { form: form.fields });
+      expect(done.url).to.contain('done=reset-sent');
+      expect(await done.res.text()).to.contain('A password reset code was sent');
+      const outbox = fs.readFileSync(path.join(idp.config.dataDir, 'outbox.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { data: { to: string; template: string; text: string } });
+      const msg = outbox.filter((m) => m.data.to === 'ann@example.com');
+      expect(msg.map((m) => m.data.template)).to.deep.equal(['password-reset-admin']);
+      expect(msg[0].data.text).to.match(/code is \d{6,}/);
+      await idp.events.settled();
+      const events = (await idp.events.query({ subject: ann, type: 'password.reset_requested' })).items;
+      expect(events.map((e) => e.data.actor)).to.deep.equal([adminSub]);
+      // an address that was never verified gets nothing: a form message, 409
+      const bo = (await idp.cli('users', 'add', '--email', 'bo@example.com', '--password', PASSWORD) as { sub: string }).sub;
+      const refused = await agent.navigate(`${idp.issuer}/admin/users/${bo}/password-reset`, { form: { csrf } });
+      expect(refused.res.status).to.equal(409);
+      expect(await refused.res.text()).to.contain('id="form-error"').and.contain('no verified e-mail address');
+      expect(fs.readFileSync(path.join(idp.config.dataDir, 'outbox.jsonl'), 'utf8')).to.not.contain('bo@example.com');
+    });
+
     it('viewing the profile is audited (user.viewed)', async () => {
       const page = await (await agent.navigate(`${idp.issuer}/admin/users/${userSub}?reveal=1`)).res.text();
       expect(page).to.contain('joe@example.com');

@@ -183,7 +183,7 @@ describe('translations', () => {
         expect(texts(wrongHtml)).to.include(translate(locale, EN['The email or password is incorrect.']));
         expectTranslated(wrongHtml, locale, 'login error');
 
-        for (const p of ['reset', 'unlock', 'change']) expectTranslated(await (await ua.navigate(`${idp.issuer}/interaction/${uid}/${p}`)).res.text(), locale, p);
+        for (const p of ['reset', 'reset/code', 'unlock', 'change']) expectTranslated(await (await ua.navigate(`${idp.issuer}/interaction/${uid}/${p}`)).res.text(), locale, p);
         const resetForm = readForm(await (await ua.navigate(`${idp.issuer}/interaction/${uid}/reset`)).res.text());
         expectTranslated(await (await ua.navigate(resetForm.action, { form: { ...resetForm.fields, email: 'not an address' } })).res.text(), locale, 'reset refused');
         const sent = await (await ua.navigate(resetForm.action, { form: { ...resetForm.fields, email: 'nour@example.com' } })).res.text();

@@ -69,6 +69,8 @@ export interface ApiRoute {
   body?: Record<string, { type: string; items?: { type: string }; description?: string }>;
   required?: string[];
   status?: number;
+  /** problem statuses beyond the common ones (400, 401, 403, 404, 409, 422) */
+  problems?: number[];
   run(c: Call): Promise<unknown>;
 }
 
@@ -115,6 +117,10 @@ export const ROUTES: ApiRoute[] = [
     method: 'post', path: '/users/{sub}/password', area: 'users', access: 'write', summary: 'Set a password (it must pass the password policy)',
     body: { password: { type: 'string' } }, required: ['password'],
     run: ({ service, params, body, actor }: Call) => service.setPassword(params.sub, body.password, actor),
+  },
+  {
+    method: 'post', path: '/users/{sub}/password-reset', area: 'users', access: 'write', summary: 'Send the user a password reset code at their verified e-mail address (429 after LOCKOUT_CODE_MAX_SENDS an hour)', problems: [429],
+    run: ({ service, params, actor }: Call) => service.sendPasswordReset(params.sub, actor),
   },
   {
     method: 'post', path: '/users/{sub}/mfa/reset', area: 'users', access: 'write', summary: 'Remove every second factor and remembered device',
@@ -206,6 +212,7 @@ export function openApiDocument(issuer: string): Record<string, unknown> {
       responses: {
         [r.status ?? 200]: { description: 'done', content: { 'application/json': { schema: { type: 'object' } } } },
         400: problem, 401: problem, 403: problem, 404: problem, 409: problem, ...(r.access === 'write' ? { 422: problem } : {}),
+        ...Object.fromEntries((r.problems ?? []).map((s) => [s, problem])),
       },
     };
   }
@@ -231,7 +238,7 @@ export function openApiDocument(issuer: string): Record<string, unknown> {
 
 const TITLES: Record<number, string> = {
   400: 'Bad request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not found', 405: 'Method not allowed', 409: 'Conflict', 413: 'Payload too large',
-  415: 'Unsupported media type', 422: 'Unprocessable content', 500: 'Internal error', 503: 'Service unavailable',
+  415: 'Unsupported media type', 422: 'Unprocessable content', 429: 'Too many requests', 500: 'Internal error', 503: 'Service unavailable',
 };
 
 function problem(ctx: Context, status: number, detail: string, extra: { kind?: string; field?: string } = {}): void {

@@ -222,7 +222,7 @@ export function adminConsoleRouter(deps: ConsoleDeps): Router {
 
   const NOTICES: Record<string, string> = {
     created: 'The user was created.', disabled: 'The user is disabled.', enabled: 'The user is enabled.', unlocked: 'The user is unlocked.',
-    password: 'The password was set.', 'mfa-reset': 'Two-step verification was reset.', 'devices-revoked': 'Remembered devices were forgotten.',
+    password: 'The password was set.', 'reset-sent': 'A password reset code was sent to the user\'s e-mail address.', 'mfa-reset': 'Two-step verification was reset.', 'devices-revoked': 'Remembered devices were forgotten.',
     revoked: 'The session was revoked.', erased: 'The user was erased.', merged: 'The accounts were merged.', unmerged: 'The merge was undone.',
     unlinked: 'The sign-in from the other service was unlinked.',
   };
@@ -247,12 +247,13 @@ export function adminConsoleRouter(deps: ConsoleDeps): Router {
     enable: (sub, _f, a) => deps.service.setDisabled(sub, false, a),
     unlock: (sub, _f, a) => deps.service.unlock(sub, a),
     password: (sub, f, a) => deps.service.setPassword(sub, f.password, a),
+    'password-reset': (sub, _f, a) => deps.service.sendPasswordReset(sub, a),
     'mfa-reset': (sub, _f, a) => deps.service.resetMfa(sub, a),
     merge: (sub, f, a) => deps.service.merge(sub, f.from, a),
     'devices-revoke': (sub, _f, a) => deps.service.revokeDevices(sub, a),
     unlink: (sub, f, a) => deps.service.unlinkFederated(sub, f.link, a),
   };
-  const DONE: Record<string, string> = { unlink: 'unlinked', merge: 'merged', disable: 'disabled', enable: 'enabled', unlock: 'unlocked', password: 'password', 'mfa-reset': 'mfa-reset', 'devices-revoke': 'devices-revoked' };
+  const DONE: Record<string, string> = { unlink: 'unlinked', merge: 'merged', disable: 'disabled', enable: 'enabled', unlock: 'unlocked', password: 'password', 'password-reset': 'reset-sent', 'mfa-reset': 'mfa-reset', 'devices-revoke': 'devices-revoked' };
 
   router.post('/users/:sub/erase', requireAdmin, posted, async (ctx) => {
     const sub = ctx.params.sub;

@@ -37,3 +37,10 @@ export class Conflict extends AdminError {
     super(409, 'conflict', message, field);
   }
 }
+
+/** a limit on how often something may be done (e.g. reset codes an hour) */
+export class TooMany extends AdminError {
+  constructor(message: string, field?: string) {
+    super(429, 'too-many-requests', message, field);
+  }
+}

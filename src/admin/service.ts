@@ -11,7 +11,7 @@
 //
 // Event types: user.created|disabled|enabled|merged|unmerged|deleted,
 // user.viewed (an admin opened a profile: personal data was decrypted),
-// password.reset, account.unlocked, mfa.reset, device.revoked, token.revoked,
+// password.reset, password.reset_requested (a reset code sent), account.unlocked, mfa.reset, device.revoked, token.revoked,
 // client.created|updated|deleted, key.rotated (appended per key after the
 // rotation, as `idp keys rotate` does), federation.unlinked (an admin removed
 // an upstream sign-in from an account).
@@ -37,7 +37,7 @@ import type { ConnectionStore } from '../federation/connections.ts';
 import { linkRef } from '../federation/account-links.ts';
 import { listAccountEntries, revokeAccountEntry, type AccountEntry } from '../../adapters/dynamodb.ts';
 import { ADMIN_CONSOLE_CLIENT, ADMIN_SCOPES_METADATA, ADMIN_SCOPE_VALUES } from '../config/admin.ts';
-import { Conflict, InvalidInput, NotFound } from './errors.ts';
+import { Conflict, InvalidInput, NotFound, TooMany } from './errors.ts';
 
 /** who acts: an admin's sub (console), a client id (API token), or "cli" */
 export interface Actor {
@@ -64,6 +64,8 @@ export interface AdminDeps {
   keyring: Pick<Keyring, 'describe' | 'rotate' | 'algs'>;
   /** client metadata as oidc-provider validates it; throws with error_description */
   validateClient(metadata: Record<string, unknown>): Promise<void>;
+  /** sends a password reset code to the account's verified address (src/lockout/admin-reset.ts); absent: not offered */
+  resets?: { send(account: Account): Promise<'sent' | 'no_address' | 'limited'> };
   /** the federation connections (src/federation); absent: none are shown */
   connections?: Pick<ConnectionStore, 'list'>;
 }
@@ -345,6 +347,24 @@ export class AdminService {
     return userView(changed);
   }
 
+  /**
+   * Sends the user a password reset code (the "Forgot your password?" code)
+   * to their verified e-mail address; the admin never sees it. Event
+   * password.reset_requested with the admin as actor, stored with the code.
+   */
+  async sendPasswordReset(sub: unknown, actor: Actor): Promise<{ sub: string; sent: true }> {
+    const a = await this.account(sub);
+    const resets = this.deps.resets;
+    if (!resets) throw new Conflict('password resets cannot be sent from here (no message sender)');
+    if (a.status !== 'active' || !a.emailVerified || !a.email) throw new Conflict('This user has no verified e-mail address to send a code to, or is not active.');
+    await this.write(() => this.deps.events.commit(this.spec('password.reset_requested', actor, { sub: a.sub, reason: 'admin' }), async () => {
+      const r = await resets.send(a);
+      if (r === 'limited') throw new TooMany('Too many codes were sent to this user in the last hour. Try again later.');
+      if (r !== 'sent') throw new Conflict('This user has no verified e-mail address to send a code to, or is not active.');
+    }));
+    return { sub: a.sub, sent: true };
+  }
+
   /** lifts a lockout; the lockout guard records account.unlocked (reason admin, this actor) with the counters' removal */
   async unlock(sub: unknown, actor: Actor): Promise<{ sub: string; wasLocked: boolean; cleared: number }> {
     const a = await this.account(sub);
@@ -372,7 +392,9 @@ export class AdminService {
       throw err instanceof NotFound ? new NotFound(err.message, 'from') : err;
     });
     if (a.sub === b.sub) throw new InvalidInput('from', 'from and into must differ');
-    return this.write(() => this.deps.events.commit(this.spec('user.merged', actor, { sub: a.sub, data: { fromSub: b.sub } }), () => this.deps.accounts.merge(a.sub, b.sub)));
+    const mergeId = crypto.randomUUID();
+    return this.write(() => this.deps.events.commit(this.spec('user.merged', actor, { sub: a.sub, data: { fromSub: b.sub, mergeId } }),
+      () => this.deps.accounts.merge(a.sub, b.sub, { mergeId })));
   }
 
   async unmerge(mergeId: unknown, actor: Actor): Promise<MergeRecord> {

@@ -31,6 +31,7 @@ const TEMPLATES: Record<string, { subject: string; text: string }> = {
   'unlock-code': { subject: 'Unlock your account', text: 'Your unlock code is {code}. It expires in {minutes} minutes.' },
   'link-code': { subject: 'Confirm it is you', text: 'Your code to link a sign-in from {connection} to your account is {code}. It expires in {minutes} minutes. If you did not try to sign in, ignore this message and do not give the code to anyone.' },
   'password-reset': { subject: 'Reset your password', text: 'Your password reset code is {code}. It expires in {minutes} minutes. If you did not ask for it, ignore this message.' },
+  'password-reset-admin': { subject: 'Choose a new password', text: 'An administrator asked you to choose a new password. Your code is {code}; it expires in {minutes} minutes. On the sign-in page, choose "Forgot your password?", then "I already have a code".' },
 };
 
 export function renderMessage(m: OutgoingMessage): { subject: string; text: string } {

@@ -17,8 +17,10 @@ import { OneTimeCodes } from './codes.ts';
 import { DynamoLoginGuard, type EventsLike } from './guard.ts';
 import { selfServiceRouter } from './self-service.ts';
 import type { HashCalls } from './metered-hasher.ts';
+import { resetSender } from './admin-reset.ts';
 
 export { meteredHasher } from './metered-hasher.ts';
+export type { ResetSender, ResetSendResult } from './admin-reset.ts';
 export type { LoginGuard } from '../interactions/guard.ts';
 
 /** keyed hash of an identifier as typed (normalized like the account pointers), for the counters of unknown identifiers */
@@ -71,6 +73,8 @@ export function createLockout(p: LockoutParts) {
   if (p.config.lockout.mode === 'dry-run') p.log.warn({ lockout: 'dry-run' }, 'LOCKOUT_MODE=dry-run: lockout decisions are logged, not enforced');
   return {
     guard, counters, codes, policy, router,
+    /** an admin-sent password reset code (src/admin) */
+    resets: resetSender({ codes, messages: p.messages }),
     /** what lockout adds to the login flow: links under the sign-in form, and the forced change of an expired password */
     extension: { links: router.links } satisfies LoginPageExtension,
     expiryStep: router.step,

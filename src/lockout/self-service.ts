@@ -4,6 +4,7 @@
 //
 //   GET/POST /unlock, POST /unlock/verify   "Locked out? Unlock by e-mail"
 //   GET/POST /reset,  POST /reset/verify    "Forgot your password?" (e-mailed code + new password)
+//   GET      /reset/code                    "I already have a code" (one an admin sent, or an earlier one)
 //   GET/POST /change                        change the password (current one + new one), then signed in
 //   POST     /password                      the forced change of an expired password, after a right one
 //
@@ -145,11 +146,14 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { step: Login
     reset: { heading: 'Reset your password', text: 'We will send a code to your e-mail address. With it you can choose a new password.', template: 'password-reset' },
   };
 
+  const emailField = (value: string) => ({ name: 'email', label: 'E-mail address', type: 'email', autocomplete: 'username', inputmode: 'email', value });
+
   function requestPage(ctx: Context, uid: string, purpose: CodePurpose, extra: Record<string, unknown> = {}, status = 200) {
     const p = CODE_PAGES[purpose];
     return page(ctx, uid, {
       heading: p.heading, text: p.text, action: `/interaction/${uid}/${purpose}`, submit: 'Send code',
-      fields: [{ name: 'email', label: 'E-mail address', type: 'email', autocomplete: 'username', inputmode: 'email', value: str(extra.email, 320) }],
+      fields: [emailField(str(extra.email, 320))],
+      ...(purpose === 'reset' ? { links: [{ href: `/interaction/${uid}/reset/code`, text: 'I already have a code' }, ...back(uid)] } : {}),
       ...extra,
     }, status);
   }
@@ -165,6 +169,17 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { step: Login
       ...extra,
     }, status);
   }
+
+  // a code the user already holds (an admin sent it, or an earlier request): the address is typed here
+  router.get('/:uid/reset/code', async (ctx) => {
+    const details = await loginDetails(ctx);
+    const code = { name: 'code', label: 'Code', type: 'text', autocomplete: 'one-time-code', inputmode: 'numeric' };
+    await page(ctx, details.uid, {
+      heading: CODE_PAGES.reset.heading, text: 'Enter your e-mail address, the code from our message, and a new password.',
+      action: `/interaction/${details.uid}/reset/verify`, fields: [emailField(''), code, ...newPasswordFields], submit: 'Set new password',
+      links: [{ href: `/interaction/${details.uid}/reset`, text: 'Send a new code' }, ...back(details.uid)],
+    });
+  });
 
   for (const purpose of ['unlock', 'reset'] as const) {
     router.get(`/:uid/${purpose}`, async (ctx) => {
