@@ -75,12 +75,17 @@ export interface EventSink {
 /** Keys that must never reach an event: personal data and secrets. */
 const FORBIDDEN = /^(e-?mail|phone|phone_?number|name|given_?name|family_?name|password|secret|code|otp|token|address|birthdate|username|login|ip)$/i;
 
+/** A value shaped like an e-mail address, under any key (e.g. an operator's free-text `--by`). */
+const EMAIL_LIKE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const emailLike = (v: unknown) => typeof v === 'string' && EMAIL_LIKE.test(v.trim());
+
 export function redact(data: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
   if (!data) return undefined;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(data)) {
-    if (FORBIDDEN.test(k)) continue;
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) ? redact(v as Record<string, unknown>) : v;
+    if (FORBIDDEN.test(k) || emailLike(v)) continue;
+    if (Array.isArray(v)) out[k] = v.filter((x) => !emailLike(x));
+    else out[k] = v && typeof v === 'object' ? redact(v as Record<string, unknown>) : v;
   }
   return out;
 }
