@@ -48,7 +48,7 @@ describe('admin console', function () {
     idp = await startTestIdp({ MFA_POLICY: 'off', LEGACY_SUNSET: 'shop=2031-06-30' });
     adminSub = (await idp.cli('users', 'add', '--email', 'root@example.com', '--password', PASSWORD, '--email-verified') as { sub: string }).sub;
     userSub = (await idp.cli('users', 'add', '--email', 'joe@example.com', '--password', PASSWORD, '--email-verified') as { sub: string }).sub;
-    await idp.cli('users', 'roles', 'add', '--sub', adminSub, '--role', 'admin');
+    await idp.cli('admins', 'add', '--email', 'root@example.com');
   });
   after(async () => {
     await idp?.close();
@@ -63,6 +63,27 @@ describe('admin console', function () {
     // no console session: /admin again goes through the (single) sign-on and is refused again
     const again = await ua.navigate(`${idp.issuer}/admin/users`);
     expect(again.res.status).to.equal(403);
+  });
+
+  it('idp admins add|remove|list: by sub or e-mail, audited; an unknown address is a usage error', async () => {
+    expect(await idp.cli('admins', 'list')).to.deep.equal([{ sub: adminSub, assigned: true, connections: [] }]);
+    const amy = (await idp.cli('users', 'add', '--email', 'amy@example.com', '--password', PASSWORD, '--email-verified') as { sub: string }).sub;
+    expect(await idp.cli('admins', 'add', '--sub', amy)).to.deep.include({ sub: amy, admin: true });
+    expect((await idp.cli('admins', 'list') as Array<{ sub: string }>).map((a) => a.sub).sort()).to.deep.equal([adminSub, amy].sort());
+    expect(await idp.admin.isAdmin(amy)).to.equal(true);
+    expect(await idp.cli('admins', 'remove', '--email', 'AMY@example.com')).to.deep.include({ sub: amy, admin: false });
+    expect(await idp.cli('admins', 'list')).to.deep.equal([{ sub: adminSub, assigned: true, connections: [] }]);
+    await idp.events.settled();
+    const ev = (await idp.events.query({ subject: amy, type: 'roles.' })).items.map((e) => [e.type, e.data.actor, e.data.roles]);
+    expect(ev).to.deep.equal([['roles.unassigned', 'cli', ['admin']], ['roles.assigned', 'cli', ['admin']]]);
+    for (const [argv, msg] of [
+      [['admins', 'add', '--email', 'nobody@example.com'], /no account with the e-mail address nobody@example.com/],
+      [['admins', 'add'], /give --sub or --email/],
+      [['admins', 'add', '--sub', 'no-such-sub'], /no account/],
+    ] as const) {
+      const err = await idp.cli(...argv).then(() => undefined, (e: Error) => e);
+      expect(err?.message, argv.join(' ')).to.match(msg);
+    }
   });
 
   describe('an admin', () => {

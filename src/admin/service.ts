@@ -31,6 +31,8 @@ import type { KeyAction, KeyInfo, Keyring, SigningAlg } from '../keys/types.ts';
 import type { MfaService } from '../mfa/service.ts';
 import { MFA_POLICIES } from '../mfa/types.ts';
 import type { RoleStore } from '../consent/roles.ts';
+import { CONSENT_PK_PREFIX } from '../consent/store.ts';
+import { ADMIN_ROLE } from '../config/admin.ts';
 import type { PasswordPolicy } from '../passwords/policy.ts';
 import { sendOrUnavailable } from '../storage/errors.ts';
 import type { ConnectionStore } from '../federation/connections.ts';
@@ -680,6 +682,42 @@ export class AdminService {
   // ---- admins ----
 
   async isAdmin(sub: string): Promise<boolean> {
-    return (await this.deps.roles.namesOf(sub)).includes('admin');
+    return (await this.deps.roles.namesOf(sub)).includes(ADMIN_ROLE);
+  }
+
+  // ---- admins (the `admin` role; `idp admins add|remove|list`) ----
+
+  /**
+   * Every account with the admin role: given by an operator (`assigned`) or by
+   * a federated connection's role mapping (`connections`). A Scan of the
+   * users' role items (an operator command, not a request path).
+   */
+  async listAdmins(): Promise<Array<{ sub: string; assigned: boolean; connections: string[] }>> {
+    type Item = { pk: string; assigned?: string[]; federated?: Record<string, string[]> };
+    const out: Array<{ sub: string; assigned: boolean; connections: string[] }> = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const r = await sendOrUnavailable<{ Items?: Item[]; LastEvaluatedKey?: Record<string, unknown> }>(this.deps.storage.doc, new ScanCommand({
+        TableName: this.deps.storage.tables.accounts, FilterExpression: 'begins_with(pk, :p) AND sk = :sk',
+        ExpressionAttributeValues: { ':p': CONSENT_PK_PREFIX, ':sk': 'roles' }, ProjectionExpression: 'pk, assigned, federated', ExclusiveStartKey: start, Limit: 1000,
+      }));
+      for (const i of r.Items ?? []) {
+        const assigned = (i.assigned ?? []).includes(ADMIN_ROLE);
+        const connections = Object.entries(i.federated ?? {}).filter(([, roles]) => roles.includes(ADMIN_ROLE)).map(([c]) => c).sort();
+        if (assigned || connections.length) out.push({ sub: i.pk.slice(CONSENT_PK_PREFIX.length), assigned, connections });
+      }
+      start = r.LastEvaluatedKey;
+    } while (start);
+    return out.sort((a, b) => a.sub.localeCompare(b.sub));
+  }
+
+  /** gives (or takes away) the admin role; event roles.assigned / roles.unassigned with the actor */
+  async setAdmin(sub: unknown, admin: boolean, actor: Actor): Promise<{ sub: string; admin: boolean; roles: string[] }> {
+    const a = await this.account(sub);
+    if (admin && !(await this.deps.roles.get(ADMIN_ROLE))) await this.deps.roles.add(ADMIN_ROLE, { description: 'Administrators of this IdP: the admin console' });
+    const u = await this.deps.events.commit(this.spec(admin ? 'roles.assigned' : 'roles.unassigned', actor, { sub: a.sub, data: { roles: [ADMIN_ROLE] } }),
+      () => (admin ? this.deps.roles.assign(a.sub, [ADMIN_ROLE]) : this.deps.roles.assign(a.sub, [], [ADMIN_ROLE])));
+    const roles = [...new Set([...u.assigned, ...Object.values(u.federated).flat()])].sort();
+    return { sub: a.sub, admin: roles.includes(ADMIN_ROLE), roles };
   }
 }

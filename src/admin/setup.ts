@@ -10,7 +10,7 @@ import type { AdapterPayload } from 'oidc-provider';
 import type { Registry, ResourceServer } from '../provider/registry.ts';
 import type { RoleStore } from '../consent/roles.ts';
 import type { SigningAlg } from '../keys/types.ts';
-import { ADMIN_API_PATH, ADMIN_CONSOLE_CLIENT, ADMIN_SCOPE_VALUES } from '../config/admin.ts';
+import { ADMIN_API_PATH, ADMIN_CONSOLE_CLIENT, ADMIN_ROLE, ADMIN_SCOPE_VALUES } from '../config/admin.ts';
 
 export const consoleRedirectUri = (issuer: string) => `${issuer}/admin/callback`;
 
@@ -37,5 +37,5 @@ export async function ensureAdminSetup(p: { issuer: string; registry: Registry; 
   const had = await p.registry.findResource(id);
   if (!had || had.scope !== rs.scope || had.accessTokenFormat !== 'jwt') await p.registry.putResource({ ...had, ...rs });
 
-  if (!(await p.roles.get('admin'))) await p.roles.add('admin', { description: 'Administrators of this IdP: the admin console' });
+  if (!(await p.roles.get(ADMIN_ROLE))) await p.roles.add(ADMIN_ROLE, { description: 'Administrators of this IdP: the admin console' });
 }

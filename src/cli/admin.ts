@@ -1,7 +1,7 @@
 // The CLI's side of the admin service (src/admin/service.ts): the same actions
 // the console and the API run, with "cli" as the actor, and their events
 // stored with the change. `idp users disable|enable|set-password`,
-// `idp sessions list|revoke`, `idp audit` are here; `users add|merge|unmerge|
+// `idp sessions list|revoke`, `idp admins add|remove|list`, `idp audit` are here; `users add|merge|unmerge|
 // delete|unlock` (users.ts, main.ts) go through withAdmin too.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { CommandHelp } from './help.ts';
@@ -31,6 +31,9 @@ export const ADMIN_USAGE: Record<string, string> = {
   'users set-password': 'idp users set-password --sub SUB [--password-stdin | --password PASSWORD] [--json]',
   'sessions list': 'idp sessions list --sub SUB [--limit N] [--cursor C] [--json]',
   'sessions revoke': 'idp sessions revoke --sub SUB --id ID [--grant] [--json]',
+  'admins add': 'idp admins add (--sub SUB | --email EMAIL) [--json]',
+  'admins remove': 'idp admins remove (--sub SUB | --email EMAIL) [--json]',
+  'admins list': 'idp admins list [--json]',
   'audit': 'idp audit [--subject ID] [--client ID] [--type TYPE] [--actor ID] [--from TIME] [--to TIME] [--limit N] [--cursor C] [--json]',
 };
 
@@ -43,8 +46,17 @@ export const ADMIN_HELP: Record<string, CommandHelp> = {
   },
   'sessions list': { about: 'The sessions and grants of an account (no token values).', flags: { '--sub SUB': 'the account\'s subject', '--limit N': '1 to 200 (default 50)', '--cursor C': 'the next page, as printed' } },
   'sessions revoke': { about: 'Revoke a session (and the grants and tokens it issued), or a grant with --grant (event token.revoked).', flags: { '--sub SUB': 'the account\'s subject', '--id ID': 'the id from sessions list', '--grant': 'the id is a grant\'s' } },
+  'admins add': {
+    about: 'Give an account the admin role: it may sign in to the admin console at /admin (with a second factor). Event roles.assigned.',
+    flags: { '--sub SUB': 'the account\'s subject', '--email EMAIL': 'or its e-mail address (looked up through the blind index)' },
+  },
+  'admins remove': {
+    about: 'Take the admin role away (its console sessions end at their next request). A role a federated connection gives stays: change the connection\'s --role-map. Event roles.unassigned.',
+    flags: { '--sub SUB': 'the account\'s subject', '--email EMAIL': 'or its e-mail address' },
+  },
+  'admins list': { about: 'The accounts with the admin role: given here, or by a federated connection\'s role mapping.', flags: {} },
   'audit': {
-    about: 'The audit log, newest first: every admin action and security event .',
+    about: 'The audit log, newest first: every admin action and security event.',
     flags: {
       '--subject ID': 'an account sub or a client id', '--client ID': 'events about a client', '--type TYPE': 'a type, or a prefix ending in "." (user.)',
       '--actor ID': 'who did it: an admin\'s sub, a client id, or cli', '--from TIME': 'ISO-8601, inclusive', '--to TIME': 'ISO-8601, inclusive',
@@ -97,6 +109,9 @@ export async function runAdminCli(cmd: string, args: string[], kit: CliKit): Pro
     'users set-password': { sub: { type: 'string' }, password: { type: 'string' }, 'password-stdin': { type: 'boolean' } },
     'sessions list': { sub: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' } },
     'sessions revoke': { sub: { type: 'string' }, id: { type: 'string' }, grant: { type: 'boolean' } },
+    'admins add': { sub: { type: 'string' }, email: { type: 'string' } },
+    'admins remove': { sub: { type: 'string' }, email: { type: 'string' } },
+    'admins list': {},
     'audit': {
       subject: { type: 'string' }, client: { type: 'string' }, type: { type: 'string' }, actor: { type: 'string' },
       from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' },
@@ -110,6 +125,26 @@ export async function runAdminCli(cmd: string, args: string[], kit: CliKit): Pro
     throw usage((err as Error).message);
   }
   const out: CliOut = { json: v.json === true, lines: [], data: undefined };
+  if (cmd === 'admins add' || cmd === 'admins remove') {
+    const email = typeof v.email === 'string' && v.email !== '' ? v.email : undefined;
+    const given = typeof v.sub === 'string' && v.sub !== '' ? v.sub : undefined;
+    if (!given === !email) throw usage('give --sub or --email (one of them)');
+    const on = cmd === 'admins add';
+    const r = await withAdmin(kit, async (a) => {
+      const target = given ?? (await a.findUsers({ email }))[0]?.sub;
+      if (!target) throw new kit.UsageError(`no account with the e-mail address ${email}`);
+      return a.setAdmin(target, on, CLI_ACTOR);
+    });
+    out.data = r;
+    out.lines.push(on ? `${r.sub} is an admin` : r.admin ? `${r.sub} keeps the admin role from a federated connection (its --role-map)` : `${r.sub} is no longer an admin`);
+    return out;
+  }
+  if (cmd === 'admins list') {
+    const admins = await withAdmin(kit, (a) => a.listAdmins());
+    out.data = admins;
+    out.lines.push(...(admins.length ? kit.table(admins.map((x) => ({ sub: x.sub, assigned: x.assigned ? 'yes' : 'no', connections: x.connections.join(', ') })), ['sub', 'assigned', 'connections']) : ['no admins: give one with idp admins add --email EMAIL']));
+    return out;
+  }
   const sub = typeof v.sub === 'string' && v.sub !== '' ? v.sub : undefined;
   if (cmd !== 'audit' && !sub) throw usage('missing --sub');
 

@@ -17,6 +17,9 @@ export const ADMIN_SCOPES_METADATA = 'admin_scopes';
 /** the console's own client (code + PKCE, first-party, MFA required) */
 export const ADMIN_CONSOLE_CLIENT = 'admin-console';
 
+/** the role that opens the console (`idp admins add`, or `idp users roles add --role admin`) */
+export const ADMIN_ROLE = 'admin';
+
 /** the admin API's path; its resource indicator is the issuer followed by it */
 export const ADMIN_API_PATH = '/admin/api/v1';
 
