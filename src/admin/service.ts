@@ -20,7 +20,7 @@ import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { AdapterPayload } from 'oidc-provider';
 import type { Config } from '../config/index.ts';
 import type { Storage } from '../storage/index.ts';
-import type { Events, AuditQuery, CloudEvent } from '../events/index.ts';
+import type { Events, AuditQuery, CloudEvent, EventType } from '../events/index.ts';
 import { EventsInvalid } from '../events/index.ts';
 import type { DynamoAccountStore } from '../accounts/dynamo-store.ts';
 import {
@@ -245,7 +245,7 @@ export class AdminService {
     this.deps = deps;
   }
 
-  private spec(type: string, actor: Actor, fields: { sub?: string; clientId?: string; reason?: string; data?: Record<string, unknown> }) {
+  private spec(type: EventType, actor: Actor, fields: { sub?: string; clientId?: string; reason?: string; data?: Record<string, unknown> }) {
     return { type, ...fields, actor: actor.id, requestId: actor.requestId };
   }
 

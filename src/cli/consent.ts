@@ -13,7 +13,7 @@ import { SCOPES } from '../provider/configuration.ts';
 import { openKeyring } from '../keys/index.ts';
 import { argon2Hasher } from '../accounts/hasher.ts';
 import { DynamoAccountStore } from '../accounts/dynamo-store.ts';
-import { eventsFor } from '../events/index.ts';
+import { eventsFor, type EventType } from '../events/index.ts';
 import { createLogger } from '../logging/index.ts';
 import { ConsentStore } from '../consent/store.ts';
 import { RoleStore } from '../consent/roles.ts';
@@ -95,7 +95,7 @@ export async function runConsent(cmd: string, args: string[], kit: CliKit): Prom
     const roles = new RoleStore(s, { cacheMs });
     const registry = new Registry(s);
     /** an operator's change, with its event stored with it (src/events: commit) */
-    const change = async <T>(type: string, fields: { sub?: string; clientId?: string; data?: Record<string, unknown> }, write: () => Promise<T>): Promise<T> => {
+    const change = async <T>(type: EventType, fields: { sub?: string; clientId?: string; data?: Record<string, unknown> }, write: () => Promise<T>): Promise<T> => {
       const events = eventsFor(config, s, createLogger('silent'), 'cli');
       try {
         // nothing changed (no such role or consent): no event

@@ -14,7 +14,7 @@ import { erasureHooks } from '../erasure-hooks.ts';
 import { importFile, type ImportSummary } from '../accounts/import.ts';
 import { loadLegacySecrets } from '../accounts/legacy-config.ts';
 import { PasswordPolicy } from '../passwords/policy.ts';
-import { eventsFor } from '../events/index.ts';
+import { eventsFor, type EventType } from '../events/index.ts';
 import { createLogger } from '../logging/index.ts';
 import { withAdmin, CLI_ACTOR } from './admin.ts';
 import { Conflict } from '../admin/errors.ts';
@@ -115,7 +115,7 @@ export async function withAccounts<T>(kit: CliKit, fn: (store: DynamoAccountStor
  * only, never personal data. Account lifecycle (user.created, .merged,
  * .unmerged, .deleted) goes through the admin service (src/cli/admin.ts).
  */
-export async function lifecycleEvent(kit: CliKit, type: string, fields: { sub: string; data?: Record<string, unknown> }): Promise<void> {
+export async function lifecycleEvent(kit: CliKit, type: EventType, fields: { sub: string; data?: Record<string, unknown> }): Promise<void> {
   const { config } = kit;
   await kit.withStorage(config, async (s) => {
     const events = eventsFor(config, s, createLogger('silent'), 'cli');

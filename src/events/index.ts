@@ -17,9 +17,10 @@ import { FileEventSink } from './file-sink.ts';
 import { SqsEventSink } from './sqs-sink.ts';
 import { EventStore } from './store.ts';
 import { Publisher, type PublisherOptions } from './publisher.ts';
-import { redact, type AuditPage, type AuditQuery, type CloudEvent, type EventFields, type EventRecorder, type EventSink, type EventSpec, type Specs } from './types.ts';
+import { redact, type AuditPage, type AuditQuery, type CloudEvent, type EventFields, type EventRecorder, type EventSink, type EventSpec, type EventType, type Specs } from './types.ts';
 
-export type { AuditEvent, AuditPage, AuditQuery, CloudEvent, EventFields, EventRecorder, EventSink, EventSpec, Specs } from './types.ts';
+export type { AuditEvent, AuditPage, AuditQuery, CloudEvent, EventFields, EventRecorder, EventSink, EventSpec, EventType, Specs } from './types.ts';
+export { EVENT_TYPES } from './types.ts';
 export { EventsInvalid } from './store.ts';
 
 export interface EventsConfig {
@@ -147,7 +148,7 @@ export class Events implements EventRecorder {
   }
 
   /** records an event of its own (not tied to a state write), in the background */
-  emit(type: string, fields: EventFields = {}): CloudEvent {
+  emit(type: EventType, fields: EventFields = {}): CloudEvent {
     const event = this.build({ type, ...fields });
     const p = this.save(event).catch((err: unknown) => {
       this.log.error({ event: type, eventId: event.id, err: { name: (err as Error).name, message: (err as Error).message } }, 'event not recorded');
@@ -157,7 +158,7 @@ export class Events implements EventRecorder {
   }
 
   /** emit(), resolved once the event is stored (it throws when it could not be) */
-  async append(type: string, fields: EventFields = {}): Promise<CloudEvent> {
+  async append(type: EventType, fields: EventFields = {}): Promise<CloudEvent> {
     const event = this.build({ type, ...fields });
     await this.save(event);
     return event;

@@ -24,6 +24,28 @@ export interface CloudEvent {
 /** @deprecated the old name; every event is a CloudEvent now */
 export type AuditEvent = CloudEvent;
 
+/**
+ * Every event type the IdP records: a type outside this list does not
+ * compile, and test/events.docs.test.ts checks that docs/events.md lists
+ * exactly these.
+ */
+export const EVENT_TYPES = [
+  'user.created', 'user.updated', 'user.disabled', 'user.enabled', 'user.merged', 'user.unmerged', 'user.deleted', 'user.viewed',
+  'password.migrated', 'password.changed', 'password.reset', 'password.reset_requested', 'password.expired', 'password.weak',
+  'login.succeeded', 'login.failed', 'login.suspicious',
+  'account.locked', 'account.unlocked', 'ip.throttled',
+  'mfa.enrolled', 'mfa.removed', 'mfa.reset', 'mfa.recovery.regenerated', 'mfa.recovery.used', 'mfa.succeeded', 'mfa.failed',
+  'device.remembered', 'device.revoked',
+  'consent.granted', 'consent.revoked', 'consent.admin.granted', 'consent.admin.revoked',
+  'token.revoked',
+  'federation.login', 'federation.linked', 'federation.unlinked',
+  'client.created', 'client.updated', 'client.deleted',
+  'role.saved', 'role.removed', 'roles.assigned', 'roles.unassigned',
+  'key.rotated',
+  'message.requested',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
 /** What a caller says about an event; the CloudEvent is built from it. */
 export interface EventFields {
   /** the account concerned (a UUID, never an e-mail): becomes the CloudEvent `subject` */
@@ -39,7 +61,7 @@ export interface EventFields {
   data?: Record<string, unknown>;
 }
 
-export interface EventSpec extends EventFields { type: string }
+export interface EventSpec extends EventFields { type: EventType }
 
 /** filter for the audit log; results come newest first */
 export interface AuditQuery {
@@ -96,9 +118,9 @@ export type Specs = EventSpec | EventSpec[] | (() => EventSpec | EventSpec[]);
 /** what the capabilities use of Events (src/events/index.ts) */
 export interface EventRecorder {
   /** an event of its own, stored in the background */
-  emit(type: string, fields?: EventFields): unknown;
+  emit(type: EventType, fields?: EventFields): unknown;
   /** an event of its own, stored before it resolves */
-  append(type: string, fields?: EventFields): Promise<unknown>;
+  append(type: EventType, fields?: EventFields): Promise<unknown>;
   /** events stored with the state change `write` makes, or not at all when it fails */
   commit<T>(specs: Specs, write: () => Promise<T>, opts?: { onlyIfWritten?: boolean }): Promise<T>;
   /** commit() for a write that says whether it happened: false (a condition not met) records nothing */
