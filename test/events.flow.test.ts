@@ -95,6 +95,7 @@ describe('events of the running IdP', function () {
       expect(of('mfa.reset', bob)).to.have.length(1);
       expect(of('token.revoked').map((e) => e.subject)).to.deep.equal(['svc']);
       expect(of('key.rotated')).to.have.length(1);
+      expect(of('resource.saved').map((e) => [e.data.resource, e.data.format, e.data.actor])).to.deep.equal([['https://api.example.test', 'opaque', 'cli']]);
       const imported = [...of('user.created'), ...of('user.merged')].filter((e) => e.reason === 'import');
       expect(imported.map((e) => [e.type, e.data.source]).sort()).to.deep.equal([['user.created', 'shop'], ['user.merged', 'forum']]);
       // the import's merge names its merge record (the one `users unmerge --merge-id` takes)

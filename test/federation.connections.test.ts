@@ -267,6 +267,18 @@ describe('federation connections', function () {
       await idp.cli('connections', 'remove', '--id', 'corp');
       expect(await new ConnectionStore(idp.storage, idp.keyring).get('corp')).to.equal(undefined);
     });
+
+    it('each change is an event with the connection id and the names of the fields changed, never a secret; a refused change none', async () => {
+      await idp.events.settled();
+      const evs = (await idp.events.query({ type: 'connection.' })).items.reverse().filter((e) => e.data.connection === 'corp');
+      expect(evs.map((e) => [e.type, e.data.actor])).to.deep.equal([['connection.created', 'cli'], ['connection.updated', 'cli'], ['connection.deleted', 'cli']]);
+      expect(evs[1].data.fields).to.deep.equal(['allowSignup', 'claimMapping', 'hidden', 'name']);
+      expect(JSON.stringify(evs)).to.not.include('S3cret!');
+      // the refused add of "other" (and the refused update of "entra") recorded nothing
+      const all = (await idp.events.query({ type: 'connection.' })).items;
+      expect(all.filter((e) => e.data.connection === 'other')).to.deep.equal([]);
+      expect(all.filter((e) => e.data.connection === 'entra').map((e) => e.type).sort()).to.deep.equal(['connection.created', 'connection.deleted']);
+    });
   });
 
   describe('idp connections as a process', () => {

@@ -39,6 +39,8 @@ export const EVENT_TYPES = [
   'consent.granted', 'consent.revoked', 'consent.admin.granted', 'consent.admin.revoked',
   'token.revoked',
   'federation.login', 'federation.linked', 'federation.unlinked',
+  'connection.created', 'connection.updated', 'connection.deleted',
+  'resource.saved',
   'client.created', 'client.updated', 'client.deleted',
   'role.saved', 'role.removed', 'roles.assigned', 'roles.unassigned',
   'key.rotated',
