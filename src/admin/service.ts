@@ -11,7 +11,8 @@
 //
 // Event types: user.created|disabled|enabled|merged|unmerged|deleted,
 // user.viewed (an admin opened a profile: personal data was decrypted),
-// password.reset, password.reset_requested (a reset code sent), account.unlocked, mfa.reset, device.revoked, token.revoked,
+// password.reset, password.reset_requested (a reset code sent), account.unlocked,
+// mfa.reset, device.revoked, token.revoked, roles.assigned|unassigned (admins),
 // client.created|updated|deleted, key.rotated (appended per key after the
 // rotation, as `idp keys rotate` does), federation.unlinked (an admin removed
 // an upstream sign-in from an account).
@@ -32,13 +33,12 @@ import type { MfaService } from '../mfa/service.ts';
 import { MFA_POLICIES } from '../mfa/types.ts';
 import type { RoleStore } from '../consent/roles.ts';
 import { CONSENT_PK_PREFIX } from '../consent/store.ts';
-import { ADMIN_ROLE } from '../config/admin.ts';
 import type { PasswordPolicy } from '../passwords/policy.ts';
 import { sendOrUnavailable } from '../storage/errors.ts';
 import type { ConnectionStore } from '../federation/connections.ts';
 import { linkRef } from '../federation/account-links.ts';
 import { listAccountEntries, revokeAccountEntry, type AccountEntry } from '../../adapters/dynamodb.ts';
-import { ADMIN_CONSOLE_CLIENT, ADMIN_SCOPES_METADATA, ADMIN_SCOPE_VALUES } from '../config/admin.ts';
+import { ADMIN_CONSOLE_CLIENT, ADMIN_ROLE, ADMIN_SCOPES_METADATA, ADMIN_SCOPE_VALUES } from '../config/admin.ts';
 import { Conflict, InvalidInput, NotFound, TooMany } from './errors.ts';
 
 /** who acts: an admin's sub (console), a client id (API token), or "cli" */
@@ -679,13 +679,11 @@ export class AdminService {
     }
   }
 
-  // ---- admins ----
+  // ---- admins (the `admin` role; `idp admins add|remove|list`) ----
 
   async isAdmin(sub: string): Promise<boolean> {
     return (await this.deps.roles.namesOf(sub)).includes(ADMIN_ROLE);
   }
-
-  // ---- admins (the `admin` role; `idp admins add|remove|list`) ----
 
   /**
    * Every account with the admin role: given by an operator (`assigned`) or by
