@@ -16,11 +16,8 @@ import { validateClient } from './validate-client.ts';
 import { secretFrom } from './secrets.ts';
 import type { CommandHelp } from './help.ts';
 import type { CliKit, CliOut } from './users.ts';
-import type { Config } from '../config/index.ts';
-import type { Storage } from '../storage/index.ts';
-import { eventsFor, type EventSpec } from '../events/index.ts';
+import { recorded } from './recorded.ts';
 import { ADMIN_SCOPES_METADATA, ADMIN_SCOPE_VALUES } from '../config/admin.ts';
-import { createLogger } from '../logging/index.ts';
 
 const MFA = 'off|optional|required|new_device';
 const FIELDS = `[--post-logout-redirect-uri URI...] [--grant-types a,b] [--name NAME] [--backchannel-logout-uri URI] [--mfa-policy ${MFA}] [--admin-scopes "admin:users ..."]`;
@@ -65,16 +62,6 @@ export const CLIENTS_HELP: Record<string, CommandHelp> = {
 };
 
 type Values = Record<string, string | boolean | string[] | undefined>;
-
-/** a client write with its event (client.created|updated|deleted, actor cli), stored with the change (src/events) */
-async function recorded<T>(config: Config, s: Storage, spec: EventSpec, write: () => Promise<T>): Promise<T> {
-  const events = eventsFor(config, s, createLogger('silent'), 'cli');
-  try {
-    return await events.commit(spec, write);
-  } finally {
-    await events.close();
-  }
-}
 
 const OPTIONS: ParseArgsConfig['options'] = {
   id: { type: 'string' }, name: { type: 'string' },

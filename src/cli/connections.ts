@@ -17,8 +17,7 @@ import {
 import type { CliKit, CliOut } from './users.ts';
 import type { CommandHelp } from './help.ts';
 import { readStdinSecret } from './secrets.ts';
-import { eventsFor } from '../events/index.ts';
-import { createLogger } from '../logging/index.ts';
+import { recorded } from './recorded.ts';
 
 const FIELDS = '[--kind oidc|entra|google] [--discovery-url URL] [--client-auth client_secret_basic|client_secret_post|private_key_jwt] [--scopes "openid email profile"] [--claim ATTR=PATH ...] [--domains a.example,b.example] [--linking off|prove|verified-email] [--tenants T1,T2] [--hosted-domain DOMAIN] [--role-claim CLAIM --role-map VALUE=ROLE[,ROLE] ...] [--[no-]allow-signup] [--[no-]trust-email-verified] [--[no-]link-only] [--[no-]hidden] [--[no-]upstream-logout] [--[no-]trust-upstream-mfa]';
 
@@ -121,7 +120,6 @@ export async function runConnections(cmd: string, args: string[], kit: CliKit): 
 
   return kit.withStorage(config, async (s) => {
     const keyring = await openKeyring(config, s);
-    const events = eventsFor(config, s, createLogger('silent'), 'cli');
     try {
       const store = new ConnectionStore(s, keyring);
       switch (cmd) {
@@ -144,7 +142,7 @@ export async function runConnections(cmd: string, args: string[], kit: CliKit): 
         }
         case 'connections remove': {
           try {
-            await events.commit({ type: 'connection.deleted', actor: 'cli', reason: 'operator_cli', data: { connection: id } }, () => store.remove(id!));
+            await recorded(config, s, { type: 'connection.deleted', actor: 'cli', reason: 'operator_cli', data: { connection: id } }, () => store.remove(id!));
           } catch (err) {
             if (err instanceof ConnectionNotFound) throw new kit.UsageError(err.message);
             throw err;
@@ -165,7 +163,7 @@ export async function runConnections(cmd: string, args: string[], kit: CliKit): 
               const draft = withDefaults({ ...patch, id: id!, name: patch.name!, clientId: patch.clientId!, clientSecret: patch.clientSecret ?? undefined, tenants: patch.tenants ?? undefined, hostedDomain: patch.hostedDomain ?? undefined, roleMapping: patch.roleMapping ?? undefined });
               validateConnection(draft);
               await checkDiscovery(draft);
-              saved = await events.commit({ type: 'connection.created', actor: 'cli', reason: 'operator_cli', data: { connection: draft.id, kind: draft.kind } }, () => store.add({ ...draft }));
+              saved = await recorded(config, s, { type: 'connection.created', actor: 'cli', reason: 'operator_cli', data: { connection: draft.id, kind: draft.kind } }, () => store.add({ ...draft }));
             } else {
               const current = await store.get(id!);
               if (!current) throw new ConnectionNotFound(id!);
@@ -176,7 +174,7 @@ export async function runConnections(cmd: string, args: string[], kit: CliKit): 
                 await checkDiscovery(next);
               }
               // the names of the fields changed, never their values (a client secret is one)
-              saved = await events.commit({ type: 'connection.updated', actor: 'cli', reason: 'operator_cli', data: { connection: id, fields: Object.keys(patch).sort() } },
+              saved = await recorded(config, s, { type: 'connection.updated', actor: 'cli', reason: 'operator_cli', data: { connection: id, fields: Object.keys(patch).sort() } },
                 () => store.update(id!, patch, current.version));
             }
           } catch (err) {
@@ -193,7 +191,6 @@ export async function runConnections(cmd: string, args: string[], kit: CliKit): 
       }
       throw usage(`unknown command "${cmd}"`);
     } finally {
-      await events.close();
       keyring.close();
     }
   });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, ConfigError, type Config } from '../config/index.ts';
 import { createLogger } from '../logging/index.ts';
-import { eventsFor } from '../events/index.ts';
+import { recorded } from './recorded.ts';
 import { prepareStorage } from '../server.ts';
 import { openStorage, type Storage } from '../storage/index.ts';
 import { migrate } from '../../migrations/index.ts';
@@ -184,14 +184,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
         id, scope: need(cmd, v.scope, '--scope'), accessTokenFormat: format, ...(format === 'jwt' ? { jwtAlg: alg as ResourceServer['jwtAlg'] } : {}), ...(ttl ? { accessTokenTTL: ttl } : {}),
         ...(introspectors.length ? { introspectionClients: introspectors } : {}),
       };
-      await withStorage(config, async (s) => {
-        const events = eventsFor(config, s, createLogger('silent'), 'cli');
-        try {
-          await events.commit({ type: 'resource.saved', actor: 'cli', reason: 'operator_cli', data: { resource: id, format } }, () => new Registry(s).putResource(rs));
-        } finally {
-          await events.close();
-        }
-      });
+      await withStorage(config, (s) => recorded(config, s, { type: 'resource.saved', actor: 'cli', reason: 'operator_cli', data: { resource: id, format } }, () => new Registry(s).putResource(rs)));
       out.data = rs;
       out.lines.push(`resource server ${id} saved`);
       return out;
