@@ -17,10 +17,10 @@ import { OneTimeCodes } from './codes.ts';
 import { DynamoLoginGuard, type EventsLike } from './guard.ts';
 import { selfServiceRouter } from './self-service.ts';
 import type { HashCalls } from './metered-hasher.ts';
-import { resetSender } from './admin-reset.ts';
+import { codeSender, resetSender } from './code-sender.ts';
 
 export { meteredHasher } from './metered-hasher.ts';
-export type { ResetSender, ResetSendResult } from './admin-reset.ts';
+export type { ResetSender, ResetSendResult } from './code-sender.ts';
 export type { LoginGuard } from '../interactions/guard.ts';
 
 /** keyed hash of an identifier as typed (normalized like the account pointers), for the counters of unknown identifiers */
@@ -65,16 +65,17 @@ export function createLockout(p: LockoutParts) {
   const policy = new PasswordPolicy(p.config.passwordPolicy, (hash, password) => p.hasher.verify(hash, password));
   // the list is read once, off the request path
   policy.warm().catch((err: unknown) => p.log.error({ err: { message: (err as Error).message } }, 'common password list not loaded'));
+  const sender = codeSender({ codes, messages: p.messages });
   const router = selfServiceRouter({
     flow: p.flow, views: p.views, accounts: p.accounts, hasher: p.hasher,
-    guard, codes, policy, messages: p.messages, events: p.events, log: p.log, identifierHash,
+    guard, codes, sender, policy, messages: p.messages, events: p.events, log: p.log, identifierHash,
     secureCookies: p.config.secureCookies, maxAgeSeconds: p.config.passwordPolicy.maxAgeSeconds,
   });
   if (p.config.lockout.mode === 'dry-run') p.log.warn({ lockout: 'dry-run' }, 'LOCKOUT_MODE=dry-run: lockout decisions are logged, not enforced');
   return {
     guard, counters, codes, policy, router,
     /** an admin-sent password reset code (src/admin) */
-    resets: resetSender({ codes, messages: p.messages }),
+    resets: resetSender(sender),
     /** what lockout adds to the login flow: links under the sign-in form, and the forced change of an expired password */
     extension: { links: router.links } satisfies LoginPageExtension,
     expiryStep: router.step,

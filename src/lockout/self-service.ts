@@ -37,6 +37,7 @@ import type { LoginFlow, LoginLink, LoginStep } from '../interactions/flow.ts';
 import { POLICY_MESSAGES, type PasswordPolicy } from '../passwords/policy.ts';
 import { keys } from './counters.ts';
 import type { CodePurpose, OneTimeCodes } from './codes.ts';
+import type { CodeSender } from './code-sender.ts';
 import type { DynamoLoginGuard, EventsLike } from './guard.ts';
 import { TRY_LATER, type Attempt } from '../interactions/guard.ts';
 
@@ -48,6 +49,8 @@ export interface SelfServiceDeps {
   hasher: PasswordHasher;
   guard: DynamoLoginGuard;
   codes: OneTimeCodes;
+  /** sends a code to an account's verified address (code-sender.ts) */
+  sender: CodeSender;
   policy: PasswordPolicy;
   messages: MessageSender;
   events: EventsLike;
@@ -147,6 +150,7 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { step: Login
   };
 
   const emailField = (value: string) => ({ name: 'email', label: 'E-mail address', type: 'email', autocomplete: 'username', inputmode: 'email', value });
+  const codeField = { name: 'code', label: 'Code', type: 'text', autocomplete: 'one-time-code', inputmode: 'numeric' };
 
   function requestPage(ctx: Context, uid: string, purpose: CodePurpose, extra: Record<string, unknown> = {}, status = 200) {
     const p = CODE_PAGES[purpose];
@@ -159,11 +163,10 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { step: Login
   }
 
   function verifyPage(ctx: Context, uid: string, purpose: CodePurpose, email: string, extra: Record<string, unknown> = {}, status = 200) {
-    const code = { name: 'code', label: 'Code', type: 'text', autocomplete: 'one-time-code', inputmode: 'numeric' };
     return page(ctx, uid, {
       heading: CODE_PAGES[purpose].heading, notice: SELF_SERVICE_MESSAGES.codeSent, text: `The code expires ${minutes} minutes after it was sent.`,
       action: `/interaction/${uid}/${purpose}/verify`, hidden: { email },
-      fields: purpose === 'reset' ? [code, ...newPasswordFields] : [code],
+      fields: purpose === 'reset' ? [codeField, ...newPasswordFields] : [codeField],
       submit: purpose === 'reset' ? 'Set new password' : 'Unlock',
       links: [{ href: `/interaction/${uid}/${purpose}`, text: 'Send a new code' }, ...back(uid)],
       ...extra,
@@ -173,10 +176,9 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { step: Login
   // a code the user already holds (an admin sent it, or an earlier request): the address is typed here
   router.get('/:uid/reset/code', async (ctx) => {
     const details = await loginDetails(ctx);
-    const code = { name: 'code', label: 'Code', type: 'text', autocomplete: 'one-time-code', inputmode: 'numeric' };
     await page(ctx, details.uid, {
       heading: CODE_PAGES.reset.heading, text: 'Enter your e-mail address, the code from our message, and a new password.',
-      action: `/interaction/${details.uid}/reset/verify`, fields: [emailField(''), code, ...newPasswordFields], submit: 'Set new password',
+      action: `/interaction/${details.uid}/reset/verify`, fields: [emailField(''), codeField, ...newPasswordFields], submit: 'Set new password',
       links: [{ href: `/interaction/${details.uid}/reset`, text: 'Send a new code' }, ...back(details.uid)],
     });
   });
@@ -205,12 +207,9 @@ export function selfServiceRouter(deps: SelfServiceDeps): Router & { step: Login
         void (async () => {
           const account = await codeTarget(email);
           if (!account) return;
-          const code = await deps.codes.issue(keys.account(account.sub), purpose);
-          if (!code) {
+          if (await deps.sender.send(account, purpose, CODE_PAGES[purpose].template) === 'limited') {
             deps.log.info({ requestId, sub: account.sub, purpose }, 'code not sent: hourly limit reached');
-            return;
           }
-          await deps.messages.send({ channel: 'email', to: account.email!, template: CODE_PAGES[purpose].template, vars: { code, minutes: String(minutes) }, sub: account.sub });
         })().catch((err: unknown) => deps.log.error({ requestId, purpose, err: { name: (err as Error).name, message: (err as Error).message } }, 'code not sent'));
       });
       await verifyPage(ctx, details.uid, purpose, email);
